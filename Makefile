@@ -1,0 +1,51 @@
+# churnguard: `make demo` and `make test` are the two commands a new user needs.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV     := $(BIN)/uv
+STAMP  := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
+
+.PHONY: install install-test demo test lint system-deps clean docs
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.8
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+install-test: $(TEST_STAMP)
+
+$(TEST_STAMP): $(STAMP) requirements-test.lock
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements-test.lock
+	touch $(TEST_STAMP)
+
+# System services the tests need (none yet beyond Python; PostgreSQL and Chromium join
+# with the issues that use them). Idempotent.
+system-deps:
+	@true
+
+demo: install
+	$(BIN)/churnguard demo
+
+test: install-test system-deps
+	$(BIN)/ruff check churnguard tests benchmarks
+	$(BIN)/python -m pytest -q
+
+lint: install-test
+	$(BIN)/ruff check churnguard tests benchmarks
+	$(BIN)/ruff format --check churnguard tests benchmarks
+
+docs: install
+	$(BIN)/python -m churnguard.store.schema > docs/data-model.md
+
+# Re-pin after changing dependencies in pyproject.toml.
+lock:
+	$(UV) pip compile --quiet pyproject.toml -o requirements.lock --python-version 3.11
+	$(UV) pip compile --quiet pyproject.toml --extra test -o requirements-test.lock --python-version 3.11
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

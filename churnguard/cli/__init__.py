@@ -1,0 +1,5 @@
+"""The command-line interface (Typer + Rich)."""
+
+from churnguard.cli.app import main
+
+__all__ = ["main"]

@@ -1,0 +1,112 @@
+"""The churnguard command line: parse, call a service function, render.
+
+Every command that reports something takes ``--format json``.  ``--db URL`` (or the
+``CHURNGUARD_DB`` environment variable) chooses the store; the default is
+``./churnguard.duckdb``.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from churnguard.cli.render import OutputFormat, print_error
+from churnguard.config import LANGS, Settings, load_settings
+from churnguard.errors import ChurnguardError
+
+app = typer.Typer(
+    name="churnguard",
+    help="Customer churn management (客户流失管理系统): measure churn, value customers, warn early, act.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class State:
+    settings: Settings
+
+
+def _version(value: bool) -> None:
+    if value:
+        from churnguard import __version__
+
+        typer.echo(f"churnguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", help="Store URL (duckdb:///PATH or a path). Env: CHURNGUARD_DB.", show_default=False),
+    ] = None,
+    lang: Annotated[
+        str | None, typer.Option("--lang", help=f"Label language: {', '.join(LANGS)}. Env: CHURNGUARD_LANG.")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """Customer churn management (客户流失管理系统)."""
+    settings = load_settings().with_overrides(db=db, lang=lang)
+    ctx.obj = State(settings)
+
+
+def settings_of(ctx: typer.Context) -> Settings:
+    return ctx.find_root().obj.settings
+
+
+FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output: a readable table or JSON.")]
+
+
+def _register() -> None:
+    from churnguard.cli import data_cmds, datasets_cmds, demo_cmd
+
+    data_cmds.register(app)
+    datasets_cmds.register(app)
+    demo_cmd.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Console entry point: run the app, turning churnguard errors into messages and exit codes."""
+    fmt = OutputFormat.json if _wants_json(sys.argv[1:]) else None
+    try:
+        rc = app(standalone_mode=False)
+    except ChurnguardError as exc:
+        print_error(exc, fmt)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("Aborted.\n")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        sys.stderr.write("Interrupted.\n")
+        sys.exit(130)
+    except Exception as exc:  # click's own usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+    sys.exit(rc if isinstance(rc, int) else 0)
+
+
+def _wants_json(argv: list[str]) -> bool:
+    for i, a in enumerate(argv):
+        if a in ("--format", "-f") and i + 1 < len(argv) and argv[i + 1] == "json":
+            return True
+        if a in ("--format=json", "-fjson"):
+            return True
+    return False

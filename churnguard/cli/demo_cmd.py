@@ -1,0 +1,74 @@
+"""``churnguard demo``: the whole pipeline on simulated data, then the dashboard."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from churnguard.cli.app import FormatOption, settings_of
+from churnguard.cli.render import OutputFormat, console, print_json
+
+
+def register(app: typer.Typer) -> None:
+    app.command("demo")(demo)
+
+
+def demo(
+    ctx: typer.Context,
+    customers: Annotated[int, typer.Option("--customers", "-n", min=100, help="Simulated customers.")] = 20_000,
+    seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 7,
+    no_serve: Annotated[bool, typer.Option("--no-serve", help="Run everything except serving the dashboard.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace a store that holds other data.")] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Build a demo store from the seeded simulator, load it, summarise it (and serve the dashboard)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from churnguard.cli.data_cmds import render_branches, render_tables
+    from churnguard.demo import demo_steps, run_demo
+    from churnguard.store import connect
+    from churnguard.store.inventory import branch_summaries, table_summaries
+
+    settings = settings_of(ctx)
+    steps = demo_steps()
+    with connect(settings.db) as store:
+        columns = [SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()]
+        with Progress(*columns, console=console, disable=fmt == OutputFormat.json) as progress:
+            task = progress.add_task("Starting", total=len(steps))
+
+            def on_step(step: object) -> None:
+                progress.update(task, description=step.title, advance=0)  # type: ignore[attr-defined]
+
+            result = run_demo(store, customers=customers, seed=seed, force=force, on_step=on_step)
+            progress.update(task, completed=len(steps), description="Done")
+        summaries = table_summaries(store)
+        tree = branch_summaries(store, max_level=1)
+    if fmt == OutputFormat.json:
+        print_json(
+            {
+                "store": str(store.url),
+                "customers": customers,
+                "seed": seed,
+                "steps": [s.name for s in steps],
+                "tables": [s.to_dict() for s in summaries],
+                "branches": [b.to_dict() for b in tree],
+            }
+        )
+    else:
+        render_tables(summaries, settings.lang, title=f"Demo store {store.url.path}")
+        render_branches(tree, settings.lang)
+        del result
+    if not no_serve:
+        serve_dashboard(settings.db, fmt)
+
+
+def serve_dashboard(db: str, fmt: OutputFormat) -> None:
+    """The final demo step. The web dashboard is not part of this version yet, so say what to do instead."""
+    if fmt == OutputFormat.json:
+        return
+    console.print(
+        "\nThe web dashboard is not in this version yet. Explore the demo store with:\n"
+        f"  churnguard --db {db} tables\n"
+        f"  churnguard --db {db} branches"
+    )

@@ -1,0 +1,96 @@
+"""The demo pipeline: what ``churnguard demo`` runs, as a list of steps.
+
+Each step reads what earlier steps wrote to the store and writes its own tables, so later
+capabilities (metrics, the report, the model, the worklist) join by appending a
+:class:`DemoStep` to :func:`demo_steps`.  The CLI runs the steps with a progress display and
+then serves the dashboard (the final step, skipped with ``--no-serve``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from churnguard.errors import ConfigError
+from churnguard.store.connection import Store
+
+DEMO_DATASET = "demo"
+
+
+@dataclass
+class DemoContext:
+    store: Store
+    customers: int
+    seed: int
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    name: str
+    title: str
+    run: Callable[[DemoContext], Any]
+
+
+def _simulate(ctx: DemoContext) -> Any:
+    from churnguard.datasets.simulator import simulate
+
+    sim = simulate(ctx.customers, seed=ctx.seed)
+    ctx.outputs["simulation"] = sim
+    return {name: t.num_rows for name, t in sim.tables.items()}
+
+
+def _load(ctx: DemoContext) -> Any:
+    from churnguard.ingest import LoadSpec, ingest_tables
+
+    sim = ctx.outputs["simulation"]
+    results = ingest_tables(
+        ctx.store,
+        [LoadSpec(name, table) for name, table in sim.tables.items()],
+        mode="replace",
+        clear_all=True,
+        as_of=sim.end,
+    )
+    ctx.store.set_meta("dataset", DEMO_DATASET)
+    ctx.store.set_meta("churn_definition", "contractual")
+    ctx.store.set_meta("demo_seed", str(ctx.seed))
+    ctx.store.set_meta("data_end", sim.end.isoformat())
+    return results
+
+
+def demo_steps() -> list[DemoStep]:
+    """The demo's steps in order (serving the dashboard is the CLI's last step)."""
+    return [
+        DemoStep("simulate", "Simulating a telecom operator", _simulate),
+        DemoStep("load", "Loading the canonical tables", _load),
+    ]
+
+
+def check_demo_target(store: Store, *, force: bool) -> None:
+    """Refuse to overwrite a store that holds data other than a previous demo."""
+    dataset = store.get_meta("dataset")
+    has_rows = store.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
+    if has_rows and dataset != DEMO_DATASET and not force:
+        raise ConfigError(
+            f"{store.url.path} already holds data ({dataset or 'loaded by hand'}); the demo would replace it. "
+            "Fix: pass --db with another file (e.g. --db demo.duckdb), or --force to replace it."
+        )
+
+
+def run_demo(
+    store: Store,
+    *,
+    customers: int = 20_000,
+    seed: int = 7,
+    force: bool = False,
+    on_step: Callable[[DemoStep], None] | None = None,
+) -> DemoContext:
+    """Run every demo step against ``store``; return the context with each step's output."""
+    check_demo_target(store, force=force)
+    ctx = DemoContext(store, customers, seed)
+    for step in demo_steps():
+        if on_step is not None:
+            on_step(step)
+        ctx.outputs[step.name] = step.run(ctx)
+    return ctx

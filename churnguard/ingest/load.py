@@ -1,0 +1,304 @@
+"""Loading: stage → convert → validate → write, atomically.
+
+A load either writes all its rows or none: every statement runs inside one transaction,
+and any problem rolls it back, so a failed load leaves every table exactly as it was.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from churnguard.errors import ConfigError, Problem, ValidationError
+from churnguard.ingest import checks, convert, readers
+from churnguard.ingest.mapping import Mapping, load_mapping, parse_mapping
+from churnguard.store.connection import Store
+from churnguard.store.schema import TABLES, table_schema
+from churnguard.store.sql import ident
+
+Mode = Literal["append", "replace", "upsert"]
+MODES: tuple[str, ...] = ("append", "replace", "upsert")
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one load did."""
+
+    table: str
+    source: str
+    mode: str
+    rows_read: int
+    rows_added: int
+    rows_replaced: int
+    rows_skipped: int
+    extra_columns: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    load_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """One table to load: the canonical table, the source and its mapping."""
+
+    table: str
+    source: Any  # a path, a pyarrow Table or a pandas DataFrame
+    mapping: Mapping | str | Path | dict | None = None
+
+
+def _as_mapping(m: Mapping | str | Path | dict | None, table: str) -> Mapping:
+    if m is None:
+        return Mapping()
+    if isinstance(m, Mapping):
+        mapping = m
+    elif isinstance(m, dict):
+        mapping = parse_mapping(m)
+    else:
+        mapping = load_mapping(m)
+    if mapping.table is not None and mapping.table != table:
+        raise ConfigError(
+            f'{mapping.origin}: this mapping is for table "{mapping.table}", but the load is into "{table}". '
+            f"Fix: use the mapping made for {table}, or load into {mapping.table}."
+        )
+    return mapping
+
+
+def ingest_table(
+    store: Store,
+    table: str,
+    source: Any,
+    *,
+    mapping: Mapping | str | Path | dict | None = None,
+    mode: Mode = "append",
+    as_of: dt.date | None = None,
+) -> IngestResult:
+    """Validate ``source`` against the canonical ``table`` and load it atomically.
+
+    Parameters
+    ----------
+    store : the open store.
+    table : a canonical table name (``customers``, ``events``, …).
+    source : a CSV / TSV (optionally gzipped), Parquet (file or folder), JSON-lines or Excel
+        file, or an in-memory pyarrow Table / pandas DataFrame.
+    mapping : a mapping file (or parsed mapping) that renames and converts the source columns.
+    mode : ``append`` adds new rows and skips rows already stored (a re-run adds nothing);
+        ``upsert`` replaces stored rows that have the same key; ``replace`` replaces the table.
+    as_of : dates after this day are rejected as "in the future" (default: today, UTC).
+
+    Raises
+    ------
+    ValidationError
+        Listing each problem by file, line, column, expected and got; nothing is written.
+    """
+    return ingest_tables(store, [LoadSpec(table, source, mapping)], mode=mode, as_of=as_of)[0]
+
+
+def ingest_tables(
+    store: Store,
+    loads: list[LoadSpec],
+    *,
+    mode: Mode = "append",
+    as_of: dt.date | None = None,
+    clear_all: bool = False,
+) -> list[IngestResult]:
+    """Load several tables in one transaction: all of them, or (on any problem) none.
+
+    ``clear_all=True`` first empties every canonical table (in the same transaction), so a
+    whole data set replaces whatever the store held before.
+    """
+    if mode not in MODES:
+        raise ConfigError(f'load mode "{mode}": expected one of {", ".join(MODES)}.')
+    as_of = as_of or dt.datetime.now(dt.UTC).date()
+    plan = [(table_schema(spec.table), spec, _as_mapping(spec.mapping, spec.table)) for spec in loads]
+    results = []
+    con = store.raw
+    # Staging tables are created inside the transaction, so a rollback removes them too.
+    with store.transaction():
+        if clear_all:
+            for schema in reversed(TABLES):
+                con.execute(f"DELETE FROM {schema.name}")
+        for schema, spec, mapping in plan:
+            results.append(_load_one(store, schema, spec.source, mapping, mode, as_of))
+        readers.drop_stage(con)
+        con.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
+    return results
+
+
+def _load_one(store: Store, schema: Any, source: Any, mapping: Mapping, mode: str, as_of: dt.date) -> IngestResult:
+    started = time.perf_counter()
+    started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    con = store.raw
+    staged = readers.stage(con, source, delimiter=mapping.delimiter, sheet=mapping.sheet)
+    stored = dict(store.columns(schema.name))
+    targets = convert.resolve_targets(schema, staged, mapping, stored)
+    targets = convert.infer_extra_types(con, targets)
+    convert.build_stage(con, staged, targets)
+    ctx = checks.Context(
+        con=con,
+        schema=schema,
+        targets=targets,
+        stage_cols=convert.stage_columns(con),
+        source=staged.name,
+        word=staged.location_word,
+        mode=mode,
+        as_of=as_of,
+        stored_cols=frozenset(stored),
+    )
+    problems, total = checks.run_checks(ctx)
+    if problems:
+        raise ValidationError(problems, total=total)
+
+    extras = [t for t in targets if not t.canonical]
+    for t in extras:
+        if t.name not in stored:
+            con.execute(f"ALTER TABLE {schema.name} ADD COLUMN {ident(t.name)} {t.sql_type}")
+    cols = ", ".join(ident(t.name) for t in targets)
+    added = replaced = 0
+    table = schema.name
+    if mode == "replace":
+        replaced = con.execute(f"DELETE FROM {table}").fetchone()[0]
+        added = con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {convert.STAGE_TABLE}").fetchone()[0]
+    elif schema.key:
+        join = " AND ".join(f"s.{ident(k)} = t.{ident(k)}" for k in schema.key)
+        if mode == "upsert":
+            replaced = con.execute(
+                f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {convert.STAGE_TABLE} s WHERE {join})"
+            ).fetchone()[0]
+        added = con.execute(
+            f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {convert.STAGE_TABLE} s "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE {join})"
+        ).fetchone()[0]
+    else:
+        empty = con.execute(f"SELECT count(*) = 0 FROM (SELECT 1 FROM {table} LIMIT 1)").fetchone()[0]
+        novel = f"SELECT {cols} FROM {convert.STAGE_TABLE}"
+        if not empty:
+            novel += f" EXCEPT ALL SELECT {cols} FROM {table}"
+        added = con.execute(f"INSERT INTO {table} ({cols}) {novel}").fetchone()[0]
+    skipped = staged.rows - added if mode != "replace" else 0
+    replaced_rows = replaced if mode == "upsert" else (replaced if mode == "replace" else 0)
+    if mode == "upsert":
+        skipped = staged.rows - added
+
+    _check_orphans(store, table, staged.name)
+    if table == "branches":
+        _check_tree_and_fill_levels(store, staged.name)
+
+    load_id = uuid.uuid4().hex[:12]
+    con.execute(
+        "INSERT INTO ingest_log VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            load_id,
+            table,
+            str(source) if isinstance(source, str | Path) else staged.name,
+            mode,
+            staged.rows,
+            added,
+            replaced_rows,
+            skipped,
+            started_at,
+            dt.datetime.now(dt.UTC).replace(tzinfo=None),
+        ],
+    )
+    return IngestResult(
+        table=table,
+        source=staged.name,
+        mode=mode,
+        rows_read=staged.rows,
+        rows_added=added,
+        rows_replaced=replaced_rows,
+        rows_skipped=max(skipped, 0),
+        extra_columns=[t.name for t in extras],
+        seconds=round(time.perf_counter() - started, 3),
+        load_id=load_id,
+    )
+
+
+def _check_orphans(store: Store, table: str, source: str) -> None:
+    """After replacing or upserting a parent table, no child row may point at a removed parent."""
+    problems = []
+    for child in TABLES:
+        for col in child.columns:
+            if col.references is None or col.references[0] != table or child.name == table:
+                continue
+            pcol = col.references[1]
+            c = ident(col.name)
+            rows = store.raw.execute(
+                f"SELECT {c}, count(*) FROM {child.name} x WHERE {c} IS NOT NULL AND NOT EXISTS "
+                f"(SELECT 1 FROM {table} p WHERE p.{ident(pcol)} = x.{c}) GROUP BY {c} ORDER BY {c} LIMIT 5"
+            ).fetchall()
+            for value, n in rows:
+                problems.append(
+                    Problem(
+                        source,
+                        None,
+                        pcol,
+                        f'every {pcol} that {child.name} refers to, including "{value}"',
+                        f'no row for "{value}" ({n} {child.name} row{"s" if n != 1 else ""} refer to it)',
+                        f"keep {value} in the file, or remove its {child.name} rows first.",
+                    )
+                )
+    if problems:
+        raise ValidationError(problems)
+
+
+def _check_tree_and_fill_levels(store: Store, source: str) -> None:
+    """The branch tree has one root, no cycles; fill ``level`` where it is empty."""
+    con = store.raw
+    roots = [r[0] for r in con.execute("SELECT branch_id FROM branches WHERE parent_id IS NULL ORDER BY 1").fetchall()]
+    n = con.execute("SELECT count(*) FROM branches").fetchone()[0]
+    if n and len(roots) != 1:
+        got = "none" if not roots else f"{len(roots)}: {', '.join(roots[:5])}"
+        raise ValidationError(
+            [
+                Problem(
+                    source,
+                    None,
+                    "parent_id",
+                    "exactly one head office (one branch with an empty parent_id)",
+                    got,
+                    "give every branch except the head office its parent_id.",
+                )
+            ]
+        )
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE _cg_depth AS
+        WITH RECURSIVE tree(branch_id, depth) AS (
+          SELECT branch_id, 0 FROM branches WHERE parent_id IS NULL
+          UNION ALL
+          SELECT b.branch_id, t.depth + 1 FROM branches b JOIN tree t ON b.parent_id = t.branch_id
+          WHERE t.depth < 100
+        )
+        SELECT branch_id, min(depth) AS depth FROM tree GROUP BY branch_id
+        """
+    )
+    try:
+        lost = con.execute(
+            "SELECT branch_id FROM branches WHERE branch_id NOT IN (SELECT branch_id FROM _cg_depth) ORDER BY 1 LIMIT 5"
+        ).fetchall()
+        if lost:
+            raise ValidationError(
+                [
+                    Problem(
+                        source,
+                        None,
+                        "parent_id",
+                        f"a chain of parents from branch {b!r} up to the head office",
+                        "a cycle",
+                        "correct parent_id so that every branch leads up to the head office.",
+                    )
+                    for (b,) in lost
+                ]
+            )
+        con.execute(
+            "UPDATE branches SET level = d.depth FROM _cg_depth d "
+            "WHERE branches.branch_id = d.branch_id AND branches.level IS NULL"
+        )
+    finally:
+        con.execute("DROP TABLE IF EXISTS _cg_depth")

@@ -1,0 +1,178 @@
+"""Opening the store from one connection URL.
+
+``duckdb:///path/to/churn.duckdb`` (or a plain path) opens the embedded DuckDB store, the
+default.  PostgreSQL (``postgresql://…``) and Spark arrive as further backends; analytic code
+is written against :meth:`Store.table`, which returns Ibis expressions that every backend
+runs, so it needs no rewrite when they do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from churnguard.errors import StoreError, UnsupportedBackendError
+from churnguard.store import migrations
+
+DEFAULT_URL = "duckdb:///churnguard.duckdb"
+
+
+@dataclass(frozen=True)
+class StoreURL:
+    backend: str
+    path: str  # a filesystem path or ":memory:" for DuckDB
+
+    def __str__(self) -> str:
+        return f"{self.backend}:///{self.path}" if self.path != ":memory:" else f"{self.backend}://:memory:"
+
+
+def parse_url(url: str | Path | None) -> StoreURL:
+    """Parse a store URL.
+
+    Accepted: ``duckdb:///relative/or/absolute.duckdb``, ``duckdb:////abs/path.duckdb``,
+    ``duckdb://:memory:``, and a bare path such as ``./churn.duckdb``.
+    """
+    if url is None or str(url) == "":
+        url = DEFAULT_URL
+    text = str(url)
+    if isinstance(url, Path) or "://" not in text:
+        return StoreURL("duckdb", text)
+    scheme, _, rest = text.partition("://")
+    scheme = scheme.lower()
+    if scheme == "duckdb":
+        if rest in (":memory:", "/:memory:"):
+            return StoreURL("duckdb", ":memory:")
+        if not rest.startswith("/"):
+            raise UnsupportedBackendError(
+                f'store URL "{text}": expected duckdb:///path/to/file.duckdb (three slashes), got "{text}".'
+            )
+        path = rest[1:]  # duckdb:///rel.duckdb -> rel.duckdb ; duckdb:////abs -> /abs
+        return StoreURL("duckdb", path or "churnguard.duckdb")
+    if scheme in {"postgres", "postgresql", "postgresql+psycopg"}:
+        raise UnsupportedBackendError(
+            f'store URL "{text}": the PostgreSQL backend is not in this version yet. '
+            "Fix: use the embedded store (duckdb:///churnguard.duckdb)."
+        )
+    if scheme in {"spark", "local"}:
+        raise UnsupportedBackendError(
+            f'store URL "{text}": the Spark engine is not in this version yet. '
+            "Fix: use the embedded store (duckdb:///churnguard.duckdb)."
+        )
+    raise UnsupportedBackendError(f'store URL "{text}": unknown backend "{scheme}"; expected duckdb:///PATH.')
+
+
+class Store:
+    """An open churnguard store.
+
+    ``raw`` is the engine's own connection (used by ingestion, which stages files in the
+    engine); ``table(name)`` gives an Ibis table expression, which is what analytic code
+    builds on.
+    """
+
+    def __init__(self, url: StoreURL, raw: Any) -> None:
+        self.url = url
+        self.raw = raw
+        self._ibis: Any = None
+
+    # -- engine access ---------------------------------------------------------------
+    @property
+    def ibis(self) -> Any:
+        """The Ibis backend over this store's connection (created on first use)."""
+        if self._ibis is None:
+            import ibis
+
+            self._ibis = ibis.duckdb.from_connection(self.raw)
+        return self._ibis
+
+    def table(self, name: str) -> Any:
+        """An Ibis expression for table ``name``."""
+        return self.ibis.table(name)
+
+    def execute(self, sql: str, params: list[Any] | dict[str, Any] | None = None) -> Any:
+        """Run one SQL statement (parameters bound, never interpolated)."""
+        return self.raw.execute(sql, params or [])
+
+    def has_table(self, name: str) -> bool:
+        return bool(
+            self.raw.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'",
+                [name],
+            ).fetchone()[0]
+        )
+
+    def columns(self, name: str) -> list[tuple[str, str]]:
+        """``(column, type)`` pairs of a stored table, in order."""
+        rows = self.raw.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
+            [name],
+        ).fetchall()
+        return [(r[0], r[1]) for r in rows]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Store]:
+        """All statements inside commit together or not at all."""
+        self.raw.execute("BEGIN TRANSACTION")
+        try:
+            yield self
+        except BaseException:
+            self.raw.execute("ROLLBACK")
+            raise
+        else:
+            self.raw.execute("COMMIT")
+
+    # -- metadata --------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return migrations.current_version(self.raw)
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.raw.execute(f"SELECT value FROM {migrations.META_TABLE} WHERE key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.raw.execute(f"INSERT OR REPLACE INTO {migrations.META_TABLE} VALUES (?, ?)", [key, value])
+
+    # -- lifecycle -------------------------------------------------------------------
+    def close(self) -> None:
+        self.raw.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.url)!r})"
+
+
+def connect(url: str | Path | None = None, *, migrate: bool = True, read_only: bool = False) -> Store:
+    """Open (and create or upgrade, unless ``migrate=False``) the store at ``url``.
+
+    Examples
+    --------
+    >>> store = connect("duckdb://:memory:")
+    >>> store.schema_version == migrations.LATEST_VERSION
+    True
+    """
+    parsed = parse_url(url)
+    import duckdb
+
+    if parsed.path != ":memory:":
+        parent = Path(parsed.path).expanduser().resolve().parent
+        if not parent.exists():
+            raise StoreError(f'store "{parsed.path}": folder {parent} does not exist. Fix: create it first.')
+    try:
+        raw = duckdb.connect(parsed.path, read_only=read_only)
+    except duckdb.IOException as exc:
+        raise StoreError(f'store "{parsed.path}" cannot be opened: {exc}') from exc
+    except duckdb.Error as exc:
+        raise StoreError(f'store "{parsed.path}" is not a DuckDB database or is damaged: {exc}') from exc
+    store = Store(parsed, raw)
+    if migrate and not read_only:
+        migrations.migrate(raw, source=f'store "{parsed.path}"')
+    return store
