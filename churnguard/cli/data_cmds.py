@@ -53,6 +53,9 @@ def ingest(
     as_of: Annotated[
         str | None, typer.Option("--as-of", help="Reject dates after this day (default: today).", show_default=False)
     ] = None,
+    memory_limit: Annotated[
+        str, typer.Option("--memory-limit", help="Engine memory during the load; beyond it, it spills to disk.")
+    ] = "1GB",
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Load FILE into TABLE: validate every row, then write all of it or nothing."""
@@ -74,7 +77,9 @@ def ingest(
             else contextlib.nullcontext()
         )
         with status:
-            result = ingest_table(store, table, file, mapping=mapping, mode=mode.value, as_of=as_of_date)
+            result = ingest_table(
+                store, table, file, mapping=mapping, mode=mode.value, as_of=as_of_date, memory_limit=memory_limit
+            )
     if fmt == OutputFormat.json:
         print_json(result.to_dict())
         return

@@ -66,7 +66,7 @@ def _found(ctx: Context, where: str, params: dict[str, Any], make: Any, cols: st
 def _fix_for(t: Target) -> str:
     if t.kind == "date" or t.kind == "timestamp":
         return (
-            f'if the file uses another format, map the column with a format, e.g. {t.name}: '
+            f"if the file uses another format, map the column with a format, e.g. {t.name}: "
             f'{{from: {t.spec.source if t.spec and t.spec.source else t.name}, format: "%d/%m/%Y"}} (--mapping).'
         )
     if t.kind in ("number", "integer"):
@@ -133,9 +133,7 @@ def check_ranges(ctx: Context) -> Iterator[Found]:
                 ctx,
                 f"{c} < $v",
                 {"v": col.min_value},
-                lambda r, col=col, fix=fix: ctx.problem(
-                    r[0], col.name, f"a number ≥ {col.min_value:g}", _q(r[1]), fix
-                ),
+                lambda r, col=col, fix=fix: ctx.problem(r[0], col.name, f"a number ≥ {col.min_value:g}", _q(r[1]), fix),
                 c,
             )
         if col.max_value is not None:
@@ -191,7 +189,7 @@ def check_allowed(ctx: Context) -> Iterator[Found]:
                 col.name,
                 f"one of {', '.join(allowed)}",
                 _q(r[1]),
-                f"recode the file's values in a mapping: {col.name}: {{from: COLUMN, values: {{\"{r[1]}\": "
+                f'recode the file\'s values in a mapping: {col.name}: {{from: COLUMN, values: {{"{r[1]}": '
                 f"{allowed[0]}}}}}.",
             ),
             c,

@@ -19,8 +19,6 @@ from churnguard.store.sql import Params, ident
 
 STAGE_TABLE = "_cg_stage"
 
-DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S.%f"]
-TIMESTAMP_FORMATS = [*DATE_FORMATS, "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M"]
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
 _ENGINE_KIND = {"BIGINT": "integer", "INTEGER": "integer", "DOUBLE": "number", "VARCHAR": "text", "BOOLEAN": "bool"}
@@ -220,9 +218,10 @@ def _convert_expr(t: Target, v: str, is_text: bool, params: Params) -> str:
     if kind in ("date", "timestamp"):
         if not is_text:
             return f"TRY_CAST({v} AS {t.sql_type})"
-        formats = [spec.format] if spec.format else (DATE_FORMATS if kind == "date" else TIMESTAMP_FORMATS)
-        parsed = f"try_strptime({v}, {params.add(formats)})"
-        return f"CAST({parsed} AS DATE)" if kind == "date" else f"CAST({parsed} AS TIMESTAMP)"
+        if spec.format:
+            parsed = f"try_strptime({v}, {params.add(spec.format)})"
+            return f"CAST({parsed} AS {t.sql_type})"
+        return _iso_datetime(v, t.sql_type)
     if kind == "bool":
         if not is_text:
             return f"TRY_CAST({v} AS BOOLEAN)"
@@ -233,6 +232,19 @@ def _convert_expr(t: Target, v: str, is_text: bool, params: Params) -> str:
             f"WHEN list_contains({params.add(falses)}, lower({v})) THEN false END)"
         )
     return f"TRY_CAST({v} AS {t.sql_type})"
+
+
+def _iso_datetime(v: str, sql_type: str) -> str:
+    """ISO 8601 text → DATE / TIMESTAMP; NULL for anything else.
+
+    The engine's cast is fast but lenient ("31/01/24" would become the year 31), so it only
+    sees text that starts with a four-digit year and a dash.  A UTC offset ("+08:00", "Z")
+    is honoured: the value is converted to UTC.
+    """
+    iso = f"(substr({v}, 5, 1) = '-' AND TRY_CAST(substr({v}, 1, 4) AS INTEGER) IS NOT NULL)"
+    offset = rf"(length({v}) > 19 AND regexp_matches({v}, '[+-]\d{{2}}:?\d{{2}}$'))"
+    utc = f"CAST(timezone('UTC', TRY_CAST({v} AS TIMESTAMPTZ)) AS {sql_type})"
+    return f"(CASE WHEN {iso} THEN (CASE WHEN {offset} THEN {utc} ELSE TRY_CAST({v} AS {sql_type}) END) END)"
 
 
 def build_stage(con: Any, staged: StagedSource, targets: list[Target]) -> None:

@@ -6,9 +6,12 @@ and any problem rolls it back, so a failed load leaves every table exactly as it
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import re
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -21,6 +24,9 @@ from churnguard.store.schema import TABLES, table_schema
 from churnguard.store.sql import ident
 
 Mode = Literal["append", "replace", "upsert"]
+#: Ingestion streams through the engine, spilling to disk beyond this much memory.
+DEFAULT_MEMORY_LIMIT = "1GB"
+_MEMORY = re.compile(r"\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)", re.IGNORECASE)
 MODES: tuple[str, ...] = ("append", "replace", "upsert")
 
 
@@ -77,6 +83,7 @@ def ingest_table(
     mapping: Mapping | str | Path | dict | None = None,
     mode: Mode = "append",
     as_of: dt.date | None = None,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
 ) -> IngestResult:
     """Validate ``source`` against the canonical ``table`` and load it atomically.
 
@@ -96,7 +103,9 @@ def ingest_table(
     ValidationError
         Listing each problem by file, line, column, expected and got; nothing is written.
     """
-    return ingest_tables(store, [LoadSpec(table, source, mapping)], mode=mode, as_of=as_of)[0]
+    return ingest_tables(store, [LoadSpec(table, source, mapping)], mode=mode, as_of=as_of, memory_limit=memory_limit)[
+        0
+    ]
 
 
 def ingest_tables(
@@ -106,11 +115,13 @@ def ingest_tables(
     mode: Mode = "append",
     as_of: dt.date | None = None,
     clear_all: bool = False,
+    memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
 ) -> list[IngestResult]:
     """Load several tables in one transaction: all of them, or (on any problem) none.
 
     ``clear_all=True`` first empties every canonical table (in the same transaction), so a
-    whole data set replaces whatever the store held before.
+    whole data set replaces whatever the store held before.  ``memory_limit`` bounds the
+    engine's memory during the load (it spills to disk beyond it); ``None`` leaves it as is.
     """
     if mode not in MODES:
         raise ConfigError(f'load mode "{mode}": expected one of {", ".join(MODES)}.')
@@ -119,7 +130,7 @@ def ingest_tables(
     results = []
     con = store.raw
     # Staging tables are created inside the transaction, so a rollback removes them too.
-    with store.transaction():
+    with _memory_limit(con, memory_limit), store.transaction():
         if clear_all:
             for schema in reversed(TABLES):
                 con.execute(f"DELETE FROM {schema.name}")
@@ -128,6 +139,21 @@ def ingest_tables(
         readers.drop_stage(con)
         con.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
     return results
+
+
+@contextlib.contextmanager
+def _memory_limit(con: Any, limit: str | None) -> Iterator[None]:
+    if limit is None:
+        yield
+        return
+    if not _MEMORY.fullmatch(limit.strip()):
+        raise ConfigError(f'memory limit: expected a size like 1GB or 512MB, got "{limit}".')
+    previous = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    con.execute(f"SET memory_limit = '{limit.strip()}'")
+    try:
+        yield
+    finally:
+        con.execute(f"SET memory_limit = '{previous}'")
 
 
 def _load_one(store: Store, schema: Any, source: Any, mapping: Mapping, mode: str, as_of: dt.date) -> IngestResult:

@@ -173,5 +173,7 @@ def load_mapping(path: str | Path) -> Mapping:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{p} line {mark.line + 1}, column {mark.column + 1}" if mark else str(p)
-        raise MappingError(f"{where}: expected valid YAML, got a syntax error ({getattr(exc, 'problem', exc)}).") from None
+        raise MappingError(
+            f"{where}: expected valid YAML, got a syntax error ({getattr(exc, 'problem', exc)})."
+        ) from None
     return parse_mapping(data, origin=str(p))

@@ -1,0 +1,112 @@
+"""Benchmark: load a 10-million-row events CSV through `churnguard ingest`.
+
+Reproduce::
+
+    .venv/bin/python benchmarks/ingest_events.py --rows 10000000
+
+It writes a customers CSV and an events CSV into benchmarks/work/ (generated in DuckDB,
+not part of the timing), then runs the real CLI in a child process against a fresh store:
+branches, customers, then events — the timed load — and again the same events file with
+``--mode append`` (the idempotent re-run, which must add nothing).  Wall time is measured
+around the child; peak memory is the child's maximum resident set size.  Results are
+appended to benchmarks/results/ingest_events.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work"
+RESULTS = HERE / "results" / "ingest_events.json"
+CLI = Path(sys.executable).with_name("churnguard")
+
+
+def generate(rows: int, customers: int) -> tuple[Path, Path, Path]:
+    WORK.mkdir(exist_ok=True)
+    branches = WORK / "branches.csv"
+    branches.write_text("branch_id,name,parent_id\nHQ,Head office,\nP1,Province 1,HQ\n", encoding="utf-8")
+    cust = WORK / f"customers_{customers}.csv"
+    events = WORK / f"events_{rows}.csv"
+    con = duckdb.connect()
+    if not cust.exists():
+        con.execute(
+            f"""COPY (SELECT printf('C%07d', i) AS customer_id, 'P1' AS branch_id,
+                       DATE '2023-01-01' + CAST(i % 700 AS INTEGER) AS signup_date, 'basic' AS plan
+                FROM range({customers}) t(i)) TO '{cust}' (HEADER)"""
+        )
+    if not events.exists():
+        con.execute(
+            f"""COPY (SELECT printf('C%07d', hash(i) % {customers}) AS customer_id,
+                       TIMESTAMP '2024-01-01' + to_seconds(CAST(hash(i * 7) % 63072000 AS BIGINT)) AS ts,
+                       (['call','data_mb','sms','login'])[1 + CAST(i % 4 AS INTEGER)] AS event_type,
+                       round((hash(i * 13) % 10000) / 100.0, 2) AS value
+                FROM range({rows}) t(i)) TO '{events}' (HEADER)"""
+        )
+    return branches, cust, events
+
+
+def run(args: list[str]) -> tuple[float, int, dict]:
+    """Run the CLI; return (wall seconds, peak RSS in MB of that child alone, its JSON output)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - t0
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"churnguard {' '.join(args)} failed:\n{proc.stderr.read().decode() if proc.stderr else ''}")
+    return seconds, usage.ru_maxrss // 1024, json.loads(out) if out.strip().startswith(b"{") else {}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    ns = parser.parse_args()
+    branches, cust, events = generate(ns.rows, ns.customers)
+    db = WORK / "bench.duckdb"
+    for p in (db, Path(str(db) + ".wal")):
+        p.unlink(missing_ok=True)
+    base = ["--db", str(db)]
+    run([*base, "ingest", "branches", str(branches), "--format", "json"])
+    run([*base, "ingest", "customers", str(cust), "--format", "json"])
+    secs, peak, first = run([*base, "ingest", "events", str(events), "--format", "json"])
+    resecs, repeak, again = run([*base, "ingest", "events", str(events), "--mode", "append", "--format", "json"])
+    n = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM events").fetchone()[0]
+    record = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "rows": ns.rows,
+        "customers": ns.customers,
+        "csv_mb": round(events.stat().st_size / 1e6, 1),
+        "load_seconds_wall": round(secs, 2),
+        "rows_per_second_wall": round(ns.rows / secs),
+        "load_seconds_in_engine": first["seconds"],
+        "rows_per_second_in_engine": round(ns.rows / first["seconds"]),
+        "peak_rss_mb": peak,
+        "rerun_append_seconds": round(resecs, 2),
+        "rerun_rows_added": again["rows_added"],
+        "rerun_peak_rss_mb": repeak,
+        "rows_in_store_after_rerun": n,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    history.append(record)
+    RESULTS.write_text(json.dumps(history, indent=2) + "\n")
+    print(json.dumps(record, indent=2))
+
+
+if __name__ == "__main__":
+    main()
