@@ -1,0 +1,143 @@
+"""The real CLI, run as a child process against real DuckDB files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+CLI = [sys.executable, "-m", "churnguard"]
+
+BRANCHES = "branch_id,name,parent_id\nHQ,Head office,\nGD,Guangdong,HQ\nGZ,Guangzhou,GD\n"
+CUSTOMERS = "customer_id,branch_id,signup_date,plan\nC1,GZ,2024-01-05,basic\nC2,GZ,2024-02-05,premium\n"
+
+
+def cg(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    # The caller's own CHURNGUARD_* settings must not leak into the tests.
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CHURNGUARD_")}
+    full_env.update({"COLUMNS": "200", **(env or {})})
+    return subprocess.run([*CLI, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=300)
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> dict[str, Path]:
+    out = {}
+    for name, text in {"branches": BRANCHES, "customers": CUSTOMERS}.items():
+        p = tmp_path / f"{name}.csv"
+        p.write_text(text, encoding="utf-8")
+        out[name] = p
+    return out
+
+
+def test_help_lists_the_commands() -> None:
+    r = cg("--help")
+    assert r.returncode == 0
+    for command in ("demo", "ingest", "tables", "branches", "schema", "migrate", "datasets", "simulate"):
+        assert command in r.stdout
+
+
+def test_version() -> None:
+    r = cg("--version")
+    assert r.returncode == 0
+    assert r.stdout.startswith("churnguard ")
+
+
+def test_ingest_then_tables_as_json(tmp_path: Path, files: dict[str, Path]) -> None:
+    db = str(tmp_path / "s.duckdb")
+    r = cg("--db", db, "ingest", "branches", str(files["branches"]), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["rows_added"] == 3
+    r = cg("--db", db, "ingest", "customers", str(files["customers"]), "-f", "json")
+    assert json.loads(r.stdout)["rows_added"] == 2
+    r = cg("--db", db, "tables", "--format", "json")
+    data = json.loads(r.stdout)
+    counts = {t["table"]: t["rows"] for t in data["tables"]}
+    assert counts["branches"] == 3 and counts["customers"] == 2 and counts["events"] == 0
+    customers = next(t for t in data["tables"] if t["table"] == "customers")
+    assert (customers["first"], customers["last"]) == ("2024-01-05", "2024-02-05")
+    # The same load again adds nothing.
+    r = cg("--db", db, "ingest", "customers", str(files["customers"]), "-f", "json")
+    assert json.loads(r.stdout)["rows_added"] == 0
+    assert json.loads(r.stdout)["rows_skipped"] == 2
+
+
+def test_bad_file_exits_non_zero_names_the_place_and_loads_nothing(tmp_path: Path, files: dict[str, Path]) -> None:
+    db = str(tmp_path / "s.duckdb")
+    cg("--db", db, "ingest", "branches", str(files["branches"]))
+    bad = tmp_path / "bad.csv"
+    bad.write_text(CUSTOMERS + "C3,GZ,31/01/24,basic\n", encoding="utf-8")
+    r = cg("--db", db, "ingest", "customers", str(bad))
+    assert r.returncode == 3
+    assert 'bad.csv line 4, column signup_date: expected a date like 2024-01-31, got "31/01/24"' in r.stderr
+    assert "format" in r.stderr  # the fix
+    assert duckdb.connect(db, read_only=True).execute("SELECT count(*) FROM customers").fetchone()[0] == 0
+    r = cg("--db", db, "ingest", "customers", str(bad), "--format", "json")
+    assert r.returncode == 3
+    problem = json.loads(r.stderr)["error"]["problems"][0]
+    assert problem == {
+        "source": "bad.csv",
+        "line": 4,
+        "column": "signup_date",
+        "expected": "a date like 2024-01-31",
+        "got": '"31/01/24"',
+        "fix": problem["fix"],
+    }
+
+
+def test_db_from_environment(tmp_path: Path, files: dict[str, Path]) -> None:
+    db = tmp_path / "env.duckdb"
+    r = cg("ingest", "branches", str(files["branches"]), env={"CHURNGUARD_DB": str(db)}, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert db.exists()
+    assert not (tmp_path / "churnguard.duckdb").exists()
+
+
+def test_default_store_is_churnguard_duckdb_in_the_working_folder(tmp_path: Path) -> None:
+    r = cg("tables", "-f", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "churnguard.duckdb").exists()
+
+
+def test_unknown_table_and_unsupported_backend_are_usage_errors(tmp_path: Path, files: dict[str, Path]) -> None:
+    r = cg("--db", str(tmp_path / "s.duckdb"), "ingest", "clients", str(files["customers"]))
+    assert r.returncode == 2
+    assert 'unknown table "clients"' in r.stderr
+    r = cg("--db", "postgresql://localhost/x", "tables")
+    assert r.returncode == 2
+    assert "PostgreSQL" in r.stderr
+
+
+def test_schema_and_migrate_as_json(tmp_path: Path) -> None:
+    r = cg("schema", "--format", "json")
+    tables = json.loads(r.stdout)
+    assert [t["table"] for t in tables] == [
+        "branches",
+        "customers",
+        "subscriptions",
+        "transactions",
+        "events",
+        "tickets",
+        "surveys",
+        "churn_events",
+    ]
+    r = cg("--db", str(tmp_path / "m.duckdb"), "migrate", "--format", "json")
+    data = json.loads(r.stdout)
+    assert data["from_version"] == 0 and [m["version"] for m in data["applied"]] == [1, 2]
+    r = cg("--db", str(tmp_path / "m.duckdb"), "migrate", "--format", "json")
+    assert json.loads(r.stdout)["applied"] == []
+
+
+def test_chinese_labels(tmp_path: Path, files: dict[str, Path]) -> None:
+    db = str(tmp_path / "s.duckdb")
+    cg("--db", db, "ingest", "branches", str(files["branches"]))
+    r = cg("--db", db, "--lang", "zh", "branches")
+    assert r.returncode == 0
+    assert "组织架构" in r.stdout and "客户数" in r.stdout
+    r = cg("--db", db, "--lang", "fr", "tables")
+    assert r.returncode == 2
+    assert "expected one of en, zh" in r.stderr
