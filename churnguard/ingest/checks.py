@@ -69,7 +69,9 @@ def _fix_for(t: Target) -> str:
             f"if the file uses another format, map the column with a format, e.g. {t.name}: "
             f'{{from: {t.spec.source if t.spec and t.spec.source else t.name}, format: "%d/%m/%Y"}} (--mapping).'
         )
-    if t.kind in ("number", "integer"):
+    if t.kind == "integer":
+        return "use a whole number, without decimals, currency signs, units or thousands separators."
+    if t.kind == "number":
         return "remove currency signs, units and thousands separators (or convert units with scale: in a mapping)."
     if t.kind == "bool":
         return f"map the words used with true_values: [...] and false_values: [...] for {t.name} in a mapping."
@@ -82,6 +84,8 @@ def check_conversions(ctx: Context) -> Iterator[Found]:
         if bad not in ctx.stage_cols:
             continue
         expected = KIND_EXAMPLES[t.kind] if t.kind in KIND_EXAMPLES else t.sql_type.lower()
+        if t.kind in ("id", "text") and t.sql_type != "VARCHAR":  # a stored column of another engine type
+            expected = f"a value of type {t.sql_type}"
         if t.spec is not None and t.spec.format:
             expected = f'a {t.kind} in the format "{t.spec.format}"'
         yield _found(
@@ -125,7 +129,7 @@ def check_ranges(ctx: Context) -> Iterator[Found]:
             fix = (
                 "amounts must not be negative: load refunds and credits as their own rows (e.g. product: refund) "
                 "with a positive amount, or correct the sign."
-                if col.kind == "number" and col.min_value == 0
+                if col.kind == "number" and col.min_value == 0 and col.max_value is None
                 else f"correct the value; {col.name} ranges from {col.min_value:g}"
                 + (f" to {col.max_value:g}." if col.max_value is not None else ".")
             )
@@ -262,7 +266,8 @@ def check_references(ctx: Context) -> Iterator[Found]:
         else:
             pool = f"SELECT {ident(pcol)} FROM {parent} WHERE {ident(pcol)} IS NOT NULL"
         where = f"{c} IS NOT NULL AND {c} NOT IN ({pool})"
-        total = con.execute(f"SELECT count(*) FROM {STAGE_TABLE} WHERE {where}").fetchone()[0]
+        # One problem per unknown value (with its row count), so the total counts values too.
+        total = con.execute(f"SELECT count(DISTINCT {c}) FROM {STAGE_TABLE} WHERE {where}").fetchone()[0]
         if not total:
             continue
         rows = con.execute(

@@ -21,7 +21,15 @@ STAGE_TABLE = "_cg_stage"
 
 TRUE_WORDS = ("true", "t", "yes", "y", "1")
 FALSE_WORDS = ("false", "f", "no", "n", "0")
-_ENGINE_KIND = {"BIGINT": "integer", "INTEGER": "integer", "DOUBLE": "number", "VARCHAR": "text", "BOOLEAN": "bool"}
+_ENGINE_KIND = {
+    "BIGINT": "integer",
+    "INTEGER": "integer",
+    "DOUBLE": "number",
+    "VARCHAR": "text",
+    "BOOLEAN": "bool",
+    "DATE": "date",
+    "TIMESTAMP": "timestamp",
+}
 
 
 @dataclass(frozen=True)
@@ -141,8 +149,10 @@ def infer_extra_types(con: Any, targets: list[Target]) -> list[Target]:
     exprs = []
     for t in todo:
         v = f"NULLIF(trim({ident(t.spec.source)}), '')"  # type: ignore[union-attr]
-        exprs.append(f"bool_and({v} IS NULL OR TRY_CAST({v} AS BIGINT) IS NOT NULL)")
-        exprs.append(f"bool_and({v} IS NULL OR TRY_CAST({v} AS DOUBLE) IS NOT NULL)")
+        code = f"regexp_matches({v}, '^[+-]?0[0-9]')"  # "01234" is a code (a zip code), not a number
+        digits = f"regexp_full_match({v}, '[+-]?[0-9]+')"  # the engine's cast would round "12.5" to 13
+        exprs.append(f"bool_and({v} IS NULL OR ({digits} AND TRY_CAST({v} AS BIGINT) IS NOT NULL AND NOT {code}))")
+        exprs.append(f"bool_and({v} IS NULL OR (TRY_CAST({v} AS DOUBLE) IS NOT NULL AND NOT {code}))")
         exprs.append(f"count({v})")
     row = con.execute(f"SELECT {', '.join(exprs)} FROM {RAW_TABLE}").fetchone()
     decided = {}
@@ -206,12 +216,17 @@ def _convert_expr(t: Target, v: str, is_text: bool, params: Params) -> str:
     spec = t.spec
     assert spec is not None
     kind = t.kind
-    if kind in ("id", "text") or (t.sql_type == "VARCHAR" and kind not in ("date", "timestamp", "bool")):
+    if t.sql_type == "VARCHAR" and kind not in ("date", "timestamp", "bool"):
         return v
+    if kind in ("id", "text"):  # an engine type with no kind of its own (a stored FLOAT, DECIMAL, …)
+        return f"TRY_CAST({v} AS {t.sql_type})"
     if kind in ("number", "integer"):
         cast = f"TRY_CAST({v} AS {t.sql_type})"
         if kind == "number":
             cast = f"(CASE WHEN isfinite({cast}) THEN {cast} END)"
+        else:  # the engine's cast rounds ("2.5" becomes 3): only a whole number is an integer
+            whole = f"TRY_CAST({v} AS DOUBLE)"
+            cast = f"(CASE WHEN {whole} = trunc({whole}) THEN {cast} END)"
         if spec.scale is not None:
             cast = f"({cast} * {params.add(spec.scale)})"
         return cast

@@ -265,7 +265,7 @@ def _check_orphans(store: Store, table: str, source: str) -> None:
                         None,
                         pcol,
                         f'every {pcol} that {child.name} refers to, including "{value}"',
-                        f'no row for "{value}" ({n} {child.name} row{"s" if n != 1 else ""} refer to it)',
+                        f'no row for "{value}" ({n} {child.name} row{"s refer" if n != 1 else " refers"} to it)',
                         f"keep {value} in the file, or remove its {child.name} rows first.",
                     )
                 )

@@ -95,11 +95,14 @@ def parse_mapping(data: Any, *, origin: str = "mapping") -> Mapping:
     delimiter = data.get("delimiter")
     if delimiter is not None and (not isinstance(delimiter, str) or len(delimiter) != 1):
         raise MappingError(f"{origin}, key delimiter: expected one character, got {delimiter!r}.")
+    keep_extra = data.get("keep_extra", True)
+    if not isinstance(keep_extra, bool):  # bool("false") would be True
+        raise MappingError(f"{origin}, key keep_extra: expected true or false, got {keep_extra!r}.")
     return Mapping(
         columns=columns,
         table=data.get("table"),
         drop=tuple(str(d) for d in drop),
-        keep_extra=bool(data.get("keep_extra", True)),
+        keep_extra=keep_extra,
         delimiter=delimiter,
         sheet=data.get("sheet"),
         origin=origin,
@@ -168,6 +171,8 @@ def load_mapping(path: str | Path) -> Mapping:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise MappingError(f"mapping file {p} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as exc:  # a folder, no permission, not UTF-8
+        raise MappingError(f"mapping file {p}: expected a readable UTF-8 YAML file, got {exc}.") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

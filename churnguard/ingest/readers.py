@@ -79,16 +79,22 @@ def stage(con: Any, source: Any, *, delimiter: str | None = None, sheet: str | N
         word = "line" if kind == "csv" else "row"
         if kind == "csv":
             _stage_csv(con, path, delimiter)
-        elif kind == "parquet":
-            pattern = str(path / "**" / "*.parquet") if path.is_dir() else str(path)
-            _ctas(con, "read_parquet($src)", {"src": pattern}, first=1)
-        elif kind == "json":
-            _ctas(con, "read_json($src, format='newline_delimited')", {"src": str(path)}, first=1)
+        elif kind in ("parquet", "json"):
+            _stage_file(con, path, kind)
         else:
             _stage_frame(con, _read_excel(path, sheet), first=2)
         name = path.name
     else:
-        _stage_frame(con, source, first=1)
+        import duckdb
+
+        try:
+            _stage_frame(con, source, first=1)
+        except duckdb.Error as exc:
+            got = f"a {type(source).__name__}: {str(exc).strip().splitlines()[0]}"
+            fix = "pass a file path, or convert the data with pandas.DataFrame(...) or pyarrow.table(...)."
+            raise ValidationError(
+                [Problem("input", None, None, "a file path, a pandas DataFrame or a pyarrow Table", got, fix)]
+            ) from None
         name, word = "input", "row"
     cols = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
@@ -107,16 +113,49 @@ def _ctas(con: Any, reader_sql: str, params: dict[str, Any], *, first: int) -> N
     con.execute(f"UPDATE {RAW_TABLE} SET _line = rowid - {int(base)} + {int(first)}")
 
 
-def _open_text(path: Path) -> io.TextIOBase:
+_FILE_KINDS = {
+    "parquet": ("a Parquet file", "export the file again, or convert it to CSV."),
+    "json": ("JSON lines (one JSON object per line)", "correct the JSON there, or convert the file to CSV."),
+}
+
+
+def _stage_file(con: Any, path: Path, kind: str) -> None:
+    """Stage a Parquet file (or folder of parts) or a JSON-lines file; a damaged file is a problem."""
+    import duckdb
+
+    if kind == "parquet":
+        reader, src = "read_parquet($src)", str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+    else:
+        reader, src = "read_json($src, format='newline_delimited')", str(path)
+    try:
+        _ctas(con, reader, {"src": src}, first=1)
+    except duckdb.Error as exc:
+        expected, fix = _FILE_KINDS[kind]
+        got = str(exc).strip().splitlines()[0].removeprefix("Invalid Input Error: ").rstrip(" .")
+        raise ValidationError([Problem(path.name, None, None, expected, got, fix)]) from None
+
+
+def _open_binary(path: Path) -> Any:
     if path.name.lower().endswith(".gz"):
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")
+        return gzip.open(path, "rb")
+    return open(path, "rb")
+
+
+def _open_text(path: Path) -> io.TextIOBase:
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="")
 
 
 def _read_header(path: Path, delimiter: str | None) -> tuple[list[str], str]:
+    # Only the header line is decoded here: a bad byte further on is reported by the engine, with its line.
     try:
-        with _open_text(path) as fh:
-            first = fh.readline()
+        with _open_binary(path) as fh:
+            raw = fh.readline()
+    except OSError as exc:  # e.g. a .gz name on a file that is not gzip-compressed
+        raise ValidationError(
+            [Problem(path.name, None, None, "a gzip-compressed file", str(exc), "check the file.")]
+        ) from None
+    try:
+        first = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise ValidationError(
             [Problem(path.name, 1, None, "UTF-8 text", f"undecodable bytes ({exc.reason})", "save the file as UTF-8.")]
@@ -145,10 +184,12 @@ def _read_header(path: Path, delimiter: str | None) -> tuple[list[str], str]:
                 )
             ]
         )
-    dupes = sorted({h for h in header if header.count(h) > 1})
+    lowered = [h.lower() for h in header]  # the engine's column names ignore case
+    dupes = sorted({h for h in header if lowered.count(h.lower()) > 1})
     if dupes:
+        same = [f'"{h}"' for h in header if h.lower() == dupes[0].lower()]
         raise ValidationError(
-            [Problem(path.name, 1, dupes[0], "each column name once in the header", f'"{dupes[0]}" twice')]
+            [Problem(path.name, 1, dupes[0], "each column name once in the header", " and ".join(same))]
         )
     return header, delimiter
 
@@ -173,6 +214,47 @@ def _stage_csv(con: Any, path: Path, delimiter: str | None) -> None:
         )
     except duckdb.Error as exc:
         raise _csv_problem(path, str(exc), header) from None
+    _fix_line_numbers(con, path, delim)
+
+
+def _fix_line_numbers(con: Any, path: Path, delimiter: str) -> None:
+    """Make ``_line`` the file's line where data rows and lines differ.
+
+    The engine skips blank lines, and a quoted value may span lines, so counting rows would
+    misplace every later problem.  Counting newlines is cheap; the file is parsed again with
+    the ``csv`` module only when the two counts disagree.
+    """
+    newlines, tail = 0, b""
+    with _open_binary(path) as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            newlines += chunk.count(b"\n")
+            tail = (tail + chunk)[-64:]
+    # Blank lines at the very end shift nothing: count the lines up to the last one with content.
+    trailing = tail[len(tail.rstrip(b"\r\n")) :].count(b"\n")
+    rows = con.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchall()[0][0]
+    if newlines - trailing + 1 == rows + 1:
+        return
+    starts: list[int] = []
+    try:
+        with _open_text(path) as fh:
+            reader = csv.reader(fh, delimiter=delimiter)
+            next(reader, None)
+            before = reader.line_num
+            for record in reader:
+                if record:  # a blank line: skipped by the engine too
+                    starts.append(before + 1)
+                before = reader.line_num
+    except csv.Error:
+        return
+    if len(starts) != rows:  # the two parsers disagree: keep the row-based numbers
+        return
+    import pyarrow as pa
+
+    con.register("_cg_lines", pa.table({"row_line": range(2, rows + 2), "file_line": starts}))
+    try:
+        con.execute(f"UPDATE {RAW_TABLE} SET _line = m.file_line FROM _cg_lines m WHERE {RAW_TABLE}._line = m.row_line")
+    finally:
+        con.unregister("_cg_lines")
 
 
 def _csv_problem(path: Path, message: str, header: list[str]) -> ValidationError:
@@ -180,6 +262,19 @@ def _csv_problem(path: Path, message: str, header: list[str]) -> ValidationError
     original = _ORIGINAL.search(message)
     found = _FOUND.search(message)
     got = f'"{original.group(1)[:200]}"' if original else message.splitlines()[0]
+    if "Invalid unicode" in message:
+        return ValidationError(
+            [
+                Problem(
+                    path.name,
+                    int(line.group(1)) if line else None,
+                    None,
+                    "UTF-8 text",
+                    f"bytes that are not UTF-8: {got}",
+                    "save the file as UTF-8 (in Excel: Save As, CSV UTF-8).",
+                )
+            ]
+        )
     if found:
         expected = f"{found.group(1)} fields ({', '.join(header)})"
         got = f"{found.group(2)} fields: {got}"
@@ -196,11 +291,30 @@ def _read_excel(path: Path, sheet: str | None) -> Any:
     try:
         frame = pd.read_excel(path, sheet_name=sheet or 0, dtype=str, engine="openpyxl")
     except ValueError as exc:
+        if sheet is None:
+            raise _not_a_workbook(path, exc) from None
         raise ValidationError(
             [Problem(path.name, None, None, f'a sheet named "{sheet}"', str(exc), "set 'sheet:' in the mapping.")]
         ) from None
+    except Exception as exc:  # zip, XML and I/O errors: the file is not an .xlsx workbook
+        raise _not_a_workbook(path, exc) from None
     frame.columns = [str(c).strip() for c in frame.columns]
     return frame
+
+
+def _not_a_workbook(path: Path, exc: Exception) -> ValidationError:
+    return ValidationError(
+        [
+            Problem(
+                path.name,
+                None,
+                None,
+                "an Excel workbook (.xlsx)",
+                f"{type(exc).__name__}: {exc}",
+                "open the file in Excel and save it as .xlsx (or as CSV UTF-8).",
+            )
+        ]
+    )
 
 
 def _stage_frame(con: Any, frame: Any, *, first: int) -> None:

@@ -169,10 +169,19 @@ def connect(url: str | Path | None = None, *, migrate: bool = True, read_only: b
     try:
         raw = duckdb.connect(parsed.path, read_only=read_only)
     except duckdb.IOException as exc:
+        if "not a valid DuckDB database" in str(exc):
+            raise StoreError(
+                f'store "{parsed.path}": expected a DuckDB database file, got another kind of file ({exc}). '
+                "Fix: check the store URL, or name a new file and churnguard creates it."
+            ) from exc
         raise StoreError(f'store "{parsed.path}" cannot be opened: {exc}') from exc
     except duckdb.Error as exc:
         raise StoreError(f'store "{parsed.path}" is not a DuckDB database or is damaged: {exc}') from exc
     store = Store(parsed, raw)
     if migrate and not read_only:
-        migrations.migrate(raw, source=f'store "{parsed.path}"')
+        try:
+            migrations.migrate(raw, source=f'store "{parsed.path}"')
+        except BaseException:
+            raw.close()  # a refused file must not stay open (and locked) behind the error
+            raise
     return store

@@ -1,0 +1,134 @@
+"""Shared fixtures: a real DuckDB store in a temporary folder, file writers and a seeded data set.
+
+No mocks: every test that touches data opens a real DuckDB file with :func:`churnguard.connect`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import textwrap
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import churnguard
+from churnguard.errors import ChurnguardError
+from churnguard.store import TABLES, Store
+
+#: A fixed "today" so that no test depends on the calendar.
+AS_OF = dt.date(2024, 6, 30)
+
+BRANCHES_CSV = """\
+branch_id,name,parent_id
+HQ,Head office,
+P1,Province One,HQ
+C1,City One,P1
+C2,City Two,P1
+"""
+
+CUSTOMERS_CSV = """\
+customer_id,branch_id,signup_date,plan
+A,C1,2024-01-02,basic
+B,C1,2024-01-03,pro
+C,C2,2024-02-10,basic
+"""
+
+
+@pytest.fixture(scope="session")
+def store_templates(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Database files built once per session: ``empty`` (migrated) and ``seeded``.
+
+    Creating and migrating a file costs far more than copying one, so each test gets a copy.
+    """
+    folder = tmp_path_factory.mktemp("templates")
+    empty = folder / "empty.duckdb"
+    churnguard.connect(empty).close()
+    seeded = folder / "seeded.duckdb"
+    (folder / "branches.csv").write_text(BRANCHES_CSV, encoding="utf-8")
+    (folder / "customers.csv").write_text(CUSTOMERS_CSV, encoding="utf-8")
+    with churnguard.connect(seeded) as s:
+        churnguard.ingest_table(s, "branches", folder / "branches.csv", as_of=AS_OF)
+        churnguard.ingest_table(s, "customers", folder / "customers.csv", as_of=AS_OF)
+    return {"empty": empty, "seeded": seeded}
+
+
+@pytest.fixture
+def store(tmp_path: Path, request: pytest.FixtureRequest, store_templates: dict[str, Path]) -> Iterator[Store]:
+    """A store in a real DuckDB file in the test's temporary folder: empty, or seeded when the test asks for it."""
+    path = tmp_path / "churn.duckdb"
+    shutil.copyfile(store_templates["seeded" if "seeded" in request.fixturenames else "empty"], path)
+    s = churnguard.connect(path)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+def write_file(tmp_path: Path) -> Callable[[str, str | bytes], Path]:
+    """``write_file(name, content)`` writes text (dedented, UTF-8) or bytes into the temporary folder."""
+    folder = tmp_path / "data"
+    folder.mkdir(exist_ok=True)
+
+    def write(name: str, content: str | bytes) -> Path:
+        path = folder / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(textwrap.dedent(content), encoding="utf-8")
+        return path
+
+    return write
+
+
+@pytest.fixture
+def write_csv(write_file: Callable[[str, str | bytes], Path]) -> Callable[[str, str], Path]:
+    """``write_csv(name, text)``: a CSV file (text is dedented) in the temporary folder."""
+    return write_file  # type: ignore[return-value]
+
+
+@pytest.fixture
+def seeded(store: Store) -> Store:
+    """The store with a small canonical data set: branches HQ → P1 → (C1, C2) and customers A, B, C
+    (loaded through :func:`churnguard.ingest_table`)."""
+    return store
+
+
+def table_rows(store: Store, table: str) -> list[tuple[Any, ...]]:
+    """Every row of ``table``, sorted (None first) so that comparisons ignore storage order."""
+    rows = store.execute(f"SELECT * FROM {table}").fetchall()
+    return sorted(rows, key=lambda r: tuple((v is not None, str(v)) for v in r))
+
+
+def snapshot(store: Store) -> dict[str, Any]:
+    """The full contents and columns of every canonical table and of ``ingest_log``."""
+    names = [t.name for t in TABLES] + ["ingest_log"]
+    return {name: (store.columns(name), table_rows(store, name)) for name in names}
+
+
+@pytest.fixture
+def rejected(store: Store) -> Callable[..., ChurnguardError]:
+    """``rejected(call, *fragments, error=ValidationError)`` runs ``call``, which must fail.
+
+    Asserts the error's class, that every fragment appears in its message, and that the store is
+    unchanged: every canonical table and ``ingest_log`` hold exactly what they held before.
+    Returns the error for further checks.
+    """
+    from churnguard.errors import ValidationError
+
+    def run(call: Callable[[], Any], *fragments: str, error: type[ChurnguardError] = ValidationError) -> Any:
+        before = snapshot(store)
+        with pytest.raises(error) as info:
+            call()
+        message = str(info.value)
+        for fragment in fragments:
+            assert fragment in message, f"{fragment!r} not in:\n{message}"
+        assert snapshot(store) == before, "a failed load changed the store"
+        temp = store.execute("SELECT table_name FROM information_schema.tables WHERE table_name LIKE '_cg%'")
+        assert temp.fetchall() == [], "a failed load left staging tables behind"
+        return info.value
+
+    return run
