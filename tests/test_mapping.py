@@ -315,7 +315,7 @@ def test_mapping_names_a_column_the_file_lacks(seeded, write_csv, write_file, re
     rejected(
         lambda: churnguard.ingest_table(seeded, "customers", csv, mapping=mapping, as_of=AS_OF),
         'c.csv, column Customer ID: expected a column named "Customer ID"',
-        f"the mapping {mapping} maps customer_id to it",
+        f"(mapped to customer_id by {mapping})",
         "got columns id, branch_id, signup_date",
         "Fix: correct the column name in the mapping file.",
     )

@@ -23,7 +23,6 @@ See ``docs/datasets.md`` for each data set's provenance, licence, mapping and ca
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +32,6 @@ from typing import Any
 from churnguard.errors import ChurnguardError, ConfigError
 from churnguard.ingest import MODES, IngestResult, LoadSpec, ingest_tables, load_mapping
 from churnguard.store.connection import Store
-from churnguard.store.schema import TABLES, TableSchema
 from churnguard.store.sql import ident
 
 DATA_DIR = Path(__file__).parent / "data"
@@ -173,10 +171,6 @@ def _build_telco(con: Any) -> list[_Spec]:
     ]
 
 
-#: Churn Reason texts that name no reason: no reason code (empty), see telco_cltv_churn_events.yaml.
-_UNKNOWN_REASONS = ("Don't know",)
-
-
 def _build_telco_cltv(con: Any) -> list[_Spec]:
     file = "telco_customer_churn_cltv.csv.gz"
     _telco_snapshot(
@@ -200,8 +194,7 @@ def _build_telco_cltv(con: Any) -> list[_Spec]:
         """,
         {"hq": HQ_BRANCH_ID, "hq_name": HQ_BRANCH_NAME},
     )
-    # "Known Reason" and "Destination" are derived here only because a mapping's `values:` recode
-    # cannot produce an empty cell; destination follows the mapping's own recode table.
+    # "Destination" follows the mapping's own recode table: the texts it recodes to competitor.
     events_map = load_mapping(_mapping("telco_cltv_churn_events.yaml"))
     recode = events_map.columns["reason_code"].values or {}
     competitor_texts = sorted(text for text, code in recode.items() if code == "competitor")
@@ -209,11 +202,10 @@ def _build_telco_cltv(con: Any) -> list[_Spec]:
         con,
         """
         SELECT "CustomerID", "Churn Date", "Churn Reason",
-          CASE WHEN NOT list_contains($unknown, "Churn Reason") THEN "Churn Reason" END AS "Known Reason",
           CASE WHEN list_contains($competitor, "Churn Reason") THEN 'competitor' END AS "Destination"
         FROM snapshot WHERE "Churn Date" IS NOT NULL
         """,
-        {"unknown": list(_UNKNOWN_REASONS), "competitor": competitor_texts},
+        {"competitor": competitor_texts},
     )
     derived = f"{file} (derived)"
     return [
@@ -409,28 +401,6 @@ def _lookup(name: str) -> _Dataset:
         ) from None
 
 
-def _empty_table(schema: TableSchema) -> Any:
-    import pyarrow as pa
-
-    return pa.table({c.name: pa.array([], pa.string()) for c in schema.columns})
-
-
-def _clear_specs(store: Store) -> list[_Spec]:
-    """Replace every non-empty canonical table that refers to customers with nothing, children first.
-
-    Loaded first in the same ``ingest_tables`` call, they let the data set's branches and customers
-    replace another data set's without tripping the orphan check, and leave no rows of the previous
-    data in tables this data set does not fill.
-    """
-    specs = []
-    for schema in reversed(TABLES):
-        if not schema.parents:
-            continue
-        if store.execute(f"SELECT EXISTS (SELECT 1 FROM {ident(schema.name)})").fetchone()[0]:
-            specs.append(_Spec(schema.name, _empty_table(schema), {"keep_extra": False}, "(cleared)"))
-    return specs
-
-
 def load_dataset(store: Store, name: str, *, mode: str = "replace") -> list[IngestResult]:
     """Load the bundled data set ``name`` into ``store`` through the ingestion path, atomically.
 
@@ -448,8 +418,7 @@ def load_dataset(store: Store, name: str, *, mode: str = "replace") -> list[Inge
     Returns
     -------
     list of IngestResult
-        One per table touched, in load order; ``rows_replaced`` counts the rows the load removed.
-        A table the data set does not fill but that held rows appears with ``rows_read`` 0.
+        One per table the data set fills, in load order.
 
     Raises
     ------
@@ -484,38 +453,21 @@ def load_dataset(store: Store, name: str, *, mode: str = "replace") -> list[Inge
         specs = dataset.build(con)
     finally:
         con.close()
-    clears = _clear_specs(store) if mode == "replace" else []
-    plan = clears + specs
-    results = ingest_tables(store, [LoadSpec(s.table, s.source, s.mapping) for s in plan], mode=mode)
-
-    with store.transaction():
-        store.set_meta(META_DATASET, dataset.info.name)
-        store.set_meta(META_CHURN_DEFINITION, dataset.info.churn_definition)
-        store.set_meta(META_AS_OF, dataset.as_of.isoformat())
-        store.set_meta(META_NOT_FEATURES, ",".join(dataset.not_features))
-    return _merge_results(plan, results)
-
-
-def _merge_results(plan: list[_Spec], results: list[IngestResult]) -> list[IngestResult]:
-    """Fold each table's clearing into its load: one result per table, named by its source."""
-    cleared = {s.table: r for s, r in zip(plan, results, strict=True) if s.label == "(cleared)"}
-    out = []
-    for spec, result in zip(plan, results, strict=True):
-        if spec.label == "(cleared)":
-            continue
-        gone = cleared.pop(spec.table, None)
-        extra = (gone.rows_replaced, gone.seconds) if gone else (0, 0.0)
-        out.append(
-            dataclasses.replace(
-                result,
-                source=spec.label,
-                rows_replaced=result.rows_replaced + extra[0],
-                seconds=round(result.seconds + extra[1], 3),
-            )
-        )
-    order = {t.name: i for i, t in enumerate(TABLES)}
-    out += [dataclasses.replace(r, source="(cleared: not in this data set)") for r in cleared.values()]
-    return sorted(out, key=lambda r: order[r.table])
+    meta = {
+        META_DATASET: dataset.info.name,
+        META_CHURN_DEFINITION: dataset.info.churn_definition,
+        META_AS_OF: dataset.as_of.isoformat(),
+        META_NOT_FEATURES: ",".join(dataset.not_features),
+    }
+    # replace: the store holds exactly this data set afterwards (every canonical table is emptied
+    # and loses its extra columns first, in the same transaction as the load and the metadata).
+    return ingest_tables(
+        store,
+        [LoadSpec(s.table, s.source, s.mapping, name=s.label) for s in specs],
+        mode=mode,
+        clear_all=mode == "replace",
+        meta=meta,
+    )
 
 
 __all__ = [

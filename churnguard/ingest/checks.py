@@ -156,6 +156,26 @@ def check_ranges(ctx: Context) -> Iterator[Found]:
             )
 
 
+def check_ranges_when(ctx: Context) -> Iterator[Found]:
+    for rule in ctx.schema.ranges_when:
+        if ctx.target(rule.column) is None or ctx.target(rule.when_column) is None:
+            continue
+        c, w = ident(rule.column), ident(rule.when_column)
+        yield _found(
+            ctx,
+            f"upper({w}) = upper($when) AND ({c} < $low OR {c} > $high)",
+            {"when": rule.when_value, "low": rule.low, "high": rule.high},
+            lambda r, rule=rule: ctx.problem(
+                r[0],
+                rule.column,
+                f"a {rule.when_value} {rule.column} from {rule.low:g} to {rule.high:g}",
+                _q(r[1]),
+                f"correct the value, or check that {rule.when_column} is right for this row.",
+            ),
+            c,
+        )
+
+
 def check_future(ctx: Context) -> Iterator[Found]:
     limit = ctx.as_of + dt.timedelta(days=1)
     for col in ctx.schema.columns:
@@ -327,6 +347,7 @@ CHECKS = (
     check_conversions,
     check_required,
     check_ranges,
+    check_ranges_when,
     check_future,
     check_allowed,
     check_order,

@@ -73,7 +73,7 @@ def resolve_targets(
                 staged.name,
                 None,
                 spec.source,
-                f'a column named "{spec.source}" (the mapping {mapping.origin} maps {spec.target} to it)',
+                f'a column named "{spec.source}" (mapped to {spec.target} by {mapping.origin})',
                 f"columns {', '.join(source_cols)}",
                 "correct the column name in the mapping file.",
             )
@@ -123,6 +123,18 @@ def resolve_targets(
                 name += "_src"
             taken.add(name)
             targets.append(_extra_target(name, ColumnMap(target=name, source=src), staged, stored_columns))
+    for dropped in mapping.drop:
+        if dropped not in source_cols:
+            problems.append(
+                Problem(
+                    staged.name,
+                    None,
+                    dropped,
+                    f'a column named "{dropped}" ({mapping.origin} drops it)',
+                    f"columns {', '.join(source_cols)}",
+                    "correct the name under drop: in the mapping file (a typo would keep the column).",
+                )
+            )
     if problems:
         raise ValidationError(problems)
     return targets
@@ -198,8 +210,8 @@ def _text_expr(t: Target, staged_types: dict[str, str], params: Params) -> tuple
         return src, False
     expr = f"NULLIF(trim(CAST({src} AS VARCHAR)), '')"
     if spec.values:
-        cases = " ".join(f"WHEN {params.add(k)} THEN {params.add(v)}" for k, v in spec.values.items())
-        expr = f"(CASE {expr} {cases} ELSE {expr} END)"
+        cases = " ".join(f"WHEN {params.add(k)} THEN CAST({params.add(v)} AS VARCHAR)" for k, v in spec.values.items())
+        expr = f"NULLIF((CASE {expr} {cases} ELSE {expr} END), '')"  # recoded to null or "": empty
     if spec.default is not None:
         expr = f"COALESCE({expr}, {params.add(_as_text(spec.default))})"
     return expr, True
@@ -221,7 +233,8 @@ def _convert_expr(t: Target, v: str, is_text: bool, params: Params) -> str:
     if kind in ("id", "text"):  # an engine type with no kind of its own (a stored FLOAT, DECIMAL, …)
         return f"TRY_CAST({v} AS {t.sql_type})"
     if kind in ("number", "integer"):
-        cast = f"TRY_CAST({v} AS {t.sql_type})"
+        # The engine reads "1_000" as 1000; a digit separator in data is more likely a mistake.
+        cast = f"TRY_CAST({v} AS {t.sql_type})" if not is_text else f"TRY_CAST(replace({v}, '_', '?') AS {t.sql_type})"
         if kind == "number":
             cast = f"(CASE WHEN isfinite({cast}) THEN {cast} END)"
         else:  # the engine's cast rounds ("2.5" becomes 3): only a whole number is an integer

@@ -56,6 +56,7 @@ class LoadSpec:
     table: str
     source: Any  # a path, a pyarrow Table or a pandas DataFrame
     mapping: Mapping | str | Path | dict | None = None
+    name: str | None = None  # how results, problems and ingest_log name an in-memory source
 
 
 def _as_mapping(m: Mapping | str | Path | dict | None, table: str) -> Mapping:
@@ -116,12 +117,18 @@ def ingest_tables(
     as_of: dt.date | None = None,
     clear_all: bool = False,
     memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+    meta: dict[str, str] | None = None,
+    dry_run: bool = False,
 ) -> list[IngestResult]:
     """Load several tables in one transaction: all of them, or (on any problem) none.
 
-    ``clear_all=True`` first empties every canonical table (in the same transaction), so a
-    whole data set replaces whatever the store held before.  ``memory_limit`` bounds the
-    engine's memory during the load (it spills to disk beyond it); ``None`` leaves it as is.
+    ``clear_all=True`` first empties every canonical table and drops their extra columns (in
+    the same transaction), so a whole data set replaces whatever the store held before.
+    ``memory_limit`` bounds the engine's memory during the load (it spills to disk beyond it);
+    ``None`` leaves it as is.  ``meta`` is written to the store's metadata in the same
+    transaction.  ``dry_run=True`` runs every step and check, reports what would change, and
+    rolls back.  References between the loaded tables are checked once all are written, so a
+    parent and its children can be replaced together.
     """
     if mode not in MODES:
         raise ConfigError(f'load mode "{mode}": expected one of {", ".join(MODES)}.')
@@ -131,14 +138,51 @@ def ingest_tables(
     con = store.raw
     # Staging tables are created inside the transaction, so a rollback removes them too.
     with _memory_limit(con, memory_limit), store.transaction():
+        cleared: dict[str, int] = {}
         if clear_all:
             for schema in reversed(TABLES):
-                con.execute(f"DELETE FROM {schema.name}")
+                cleared[schema.name] = con.execute(f"DELETE FROM {schema.name}").fetchone()[0]
+                _drop_extra_columns(store, schema, keep=set())
         for schema, spec, mapping in plan:
-            results.append(_load_one(store, schema, spec.source, mapping, mode, as_of))
+            # Rows the clearing removed count as replaced by the table's (first) load.
+            removed = cleared.pop(schema.name, 0)
+            results.append(_load_one(store, schema, spec, mapping, mode, as_of, removed=removed))
         readers.drop_stage(con)
         con.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
+        if mode == "replace":
+            for schema, _, _ in plan:
+                _check_orphans(store, schema.name, next(r.source for r in results if r.table == schema.name))
+        for key, value in (meta or {}).items():
+            store.set_meta(key, value)
+        if dry_run:
+            raise _DryRun(results)
     return results
+
+
+class _DryRun(Exception):
+    """Raised inside the load's transaction to roll a dry run back."""
+
+    def __init__(self, results: list[IngestResult]) -> None:
+        self.results = results
+
+
+def validate_tables(store: Store, loads: list[LoadSpec], **options: Any) -> list[IngestResult]:
+    """Run a load completely — every check, every write — and roll it back: what *would* happen.
+
+    Raises :class:`ValidationError` exactly as the load would; otherwise returns the results the
+    load would have had.  The store is never changed.
+    """
+    try:
+        ingest_tables(store, loads, dry_run=True, **options)
+    except _DryRun as done:
+        return done.results
+    raise AssertionError("a dry run always rolls back")  # pragma: no cover
+
+
+def _drop_extra_columns(store: Store, schema: Any, *, keep: set[str]) -> None:
+    for column, _ in store.columns(schema.name):
+        if column not in schema.column_names and column not in keep:
+            store.raw.execute(f"ALTER TABLE {schema.name} DROP COLUMN {ident(column)}")
 
 
 @contextlib.contextmanager
@@ -156,11 +200,14 @@ def _memory_limit(con: Any, limit: str | None) -> Iterator[None]:
         con.execute(f"SET memory_limit = '{previous}'")
 
 
-def _load_one(store: Store, schema: Any, source: Any, mapping: Mapping, mode: str, as_of: dt.date) -> IngestResult:
+def _load_one(
+    store: Store, schema: Any, spec: LoadSpec, mapping: Mapping, mode: str, as_of: dt.date, *, removed: int = 0
+) -> IngestResult:
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     con = store.raw
-    staged = readers.stage(con, source, delimiter=mapping.delimiter, sheet=mapping.sheet)
+    source = spec.source
+    staged = readers.stage(con, source, delimiter=mapping.delimiter, sheet=mapping.sheet, name=spec.name)
     stored = dict(store.columns(schema.name))
     targets = convert.resolve_targets(schema, staged, mapping, stored)
     targets = convert.infer_extra_types(con, targets)
@@ -181,19 +228,22 @@ def _load_one(store: Store, schema: Any, source: Any, mapping: Mapping, mode: st
         raise ValidationError(problems, total=total)
 
     extras = [t for t in targets if not t.canonical]
+    table = schema.name
+    added, replaced = 0, removed
+    if mode == "replace":
+        replaced += con.execute(f"DELETE FROM {table}").fetchone()[0]
+        # The table becomes the file: extra columns of earlier loads that the file lacks go too.
+        _drop_extra_columns(store, schema, keep={t.name for t in extras})
     for t in extras:
         if t.name not in stored:
-            con.execute(f"ALTER TABLE {schema.name} ADD COLUMN {ident(t.name)} {t.sql_type}")
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {ident(t.name)} {t.sql_type}")
     cols = ", ".join(ident(t.name) for t in targets)
-    added = replaced = 0
-    table = schema.name
     if mode == "replace":
-        replaced = con.execute(f"DELETE FROM {table}").fetchone()[0]
         added = con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {convert.STAGE_TABLE}").fetchone()[0]
     elif schema.key:
         join = " AND ".join(f"s.{ident(k)} = t.{ident(k)}" for k in schema.key)
         if mode == "upsert":
-            replaced = con.execute(
+            replaced += con.execute(
                 f"DELETE FROM {table} t WHERE EXISTS (SELECT 1 FROM {convert.STAGE_TABLE} s WHERE {join})"
             ).fetchone()[0]
         added = con.execute(
@@ -206,12 +256,8 @@ def _load_one(store: Store, schema: Any, source: Any, mapping: Mapping, mode: st
         if not empty:
             novel += f" EXCEPT ALL SELECT {cols} FROM {table}"
         added = con.execute(f"INSERT INTO {table} ({cols}) {novel}").fetchone()[0]
-    skipped = staged.rows - added if mode != "replace" else 0
-    replaced_rows = replaced if mode == "upsert" else (replaced if mode == "replace" else 0)
-    if mode == "upsert":
-        skipped = staged.rows - added
+    skipped = 0 if mode == "replace" else staged.rows - added
 
-    _check_orphans(store, table, staged.name)
     if table == "branches":
         _check_tree_and_fill_levels(store, staged.name)
 
@@ -221,11 +267,11 @@ def _load_one(store: Store, schema: Any, source: Any, mapping: Mapping, mode: st
         [
             load_id,
             table,
-            str(source) if isinstance(source, str | Path) else staged.name,
+            str(source) if isinstance(source, str | Path) and spec.name is None else staged.name,
             mode,
             staged.rows,
             added,
-            replaced_rows,
+            replaced,
             skipped,
             started_at,
             dt.datetime.now(dt.UTC).replace(tzinfo=None),
@@ -237,7 +283,7 @@ def _load_one(store: Store, schema: Any, source: Any, mapping: Mapping, mode: st
         mode=mode,
         rows_read=staged.rows,
         rows_added=added,
-        rows_replaced=replaced_rows,
+        rows_replaced=replaced,
         rows_skipped=max(skipped, 0),
         extra_columns=[t.name for t in extras],
         seconds=round(time.perf_counter() - started, 3),

@@ -10,7 +10,7 @@ A mapping is YAML::
       signup_date: {from: Join Date, format: "%d/%m/%Y"}
       voluntary: {from: Churn Type, true_values: [Voluntary], false_values: [Involuntary]}
       recurring_revenue: {from: MRR cents, scale: 0.01}
-      reason_code: {from: Churn Reason, values: {"Price too high": price}}
+      reason_code: {from: Churn Reason, values: {"Price too high": price, "Don't know": null}}
       branch_id: {value: HQ}                      # a constant
       plan: {from: Contract, default: unknown}    # fill empty cells
       tenure: {from: tenure, type: integer}       # an extra column with a declared type
@@ -46,7 +46,7 @@ class ColumnMap:
     true_values: tuple[str, ...] | None = None
     false_values: tuple[str, ...] | None = None
     scale: float | None = None
-    values: dict[str, str] | None = None
+    values: dict[str, str | None] | None = None  # a value recoded to null (or "") becomes empty
     default: Any = None
     type: str | None = None  # a kind (text, number, integer, date, timestamp, bool, id)
 
@@ -61,7 +61,7 @@ class Mapping:
     keep_extra: bool = True
     delimiter: str | None = None
     sheet: str | None = None
-    origin: str = "mapping"
+    origin: str = "the inline mapping"
 
 
 def snake_case(name: str) -> str:
@@ -71,7 +71,7 @@ def snake_case(name: str) -> str:
     return text or "column"
 
 
-def parse_mapping(data: Any, *, origin: str = "mapping") -> Mapping:
+def parse_mapping(data: Any, *, origin: str = "the inline mapping") -> Mapping:
     """Validate a mapping given as a dict (the parsed YAML)."""
     if data is None:
         return Mapping(origin=origin)
@@ -143,7 +143,7 @@ def _parse_column(target: str, spec: Any, origin: str) -> ColumnMap:
         true_values=_str_tuple(spec.get("true_values"), where, "true_values"),
         false_values=_str_tuple(spec.get("false_values"), where, "false_values"),
         scale=float(scale) if scale is not None else None,
-        values={_flag_text(k): _flag_text(v) for k, v in values.items()} if values else None,
+        values={_flag_text(k): (None if v is None else _flag_text(v)) for k, v in values.items()} if values else None,
         default=spec.get("default"),
         type=kind,
     )

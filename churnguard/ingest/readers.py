@@ -66,8 +66,13 @@ def source_kind(path: Path) -> str:
     )
 
 
-def stage(con: Any, source: Any, *, delimiter: str | None = None, sheet: str | None = None) -> StagedSource:
-    """Create the staging table ``_cg_raw`` from ``source`` and describe it."""
+def stage(
+    con: Any, source: Any, *, delimiter: str | None = None, sheet: str | None = None, name: str | None = None
+) -> StagedSource:
+    """Create the staging table ``_cg_raw`` from ``source`` and describe it.
+
+    ``name`` is how problems name the source (default: the file name, or "input").
+    """
     con.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
     if isinstance(source, str | Path):
         path = Path(source)
@@ -83,7 +88,7 @@ def stage(con: Any, source: Any, *, delimiter: str | None = None, sheet: str | N
             _stage_file(con, path, kind)
         else:
             _stage_frame(con, _read_excel(path, sheet), first=2)
-        name = path.name
+        label = path.name
     else:
         import duckdb
 
@@ -95,14 +100,14 @@ def stage(con: Any, source: Any, *, delimiter: str | None = None, sheet: str | N
             raise ValidationError(
                 [Problem("input", None, None, "a file path, a pandas DataFrame or a pyarrow Table", got, fix)]
             ) from None
-        name, word = "input", "row"
+        label, word = "input", "row"
     cols = con.execute(
         "SELECT column_name, data_type FROM information_schema.columns "
         "WHERE table_name = ? AND column_name <> '_line' ORDER BY ordinal_position",
         [RAW_TABLE],
     ).fetchall()
     rows = con.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchone()[0]
-    return StagedSource(name, tuple((c, t) for c, t in cols), rows, word)
+    return StagedSource(name or label, tuple((c, t) for c, t in cols), rows, word)
 
 
 def _ctas(con: Any, reader_sql: str, params: dict[str, Any], *, first: int) -> None:

@@ -57,6 +57,17 @@ class Column:
 
 
 @dataclass(frozen=True)
+class RangeWhen:
+    """``column`` must lie in ``[low, high]`` on rows where ``when_column`` is ``when_value`` (any case)."""
+
+    column: str
+    when_column: str
+    when_value: str
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class TableSchema:
     """One canonical table.
 
@@ -72,6 +83,7 @@ class TableSchema:
     key: tuple[str, ...] = ()
     time_column: str | None = None
     ordered: tuple[tuple[str, str], ...] = ()  # (earlier, later) column pairs
+    ranges_when: tuple[RangeWhen, ...] = ()  # ranges that depend on another column's value
     parents: tuple[str, ...] = field(default=())
 
     def column(self, name: str) -> Column:
@@ -200,11 +212,12 @@ SURVEYS = TableSchema(
     (
         _cid(),
         Column("ts", "timestamp", True, "when the answer was given", not_in_future=True),
-        Column("kind", "text", True, "NPS (score 0–10) or CSAT (score 1–5)"),
+        Column("kind", "text", True, "NPS (score 0–10) or CSAT (score 1–5); other kinds are kept as they are"),
         Column("score", "number", True, "the answer's score", min_value=0, max_value=10),
         Column("comment", "text", False, "free-text comment"),
     ),
     time_column="ts",
+    ranges_when=(RangeWhen("score", "kind", "NPS", 0, 10), RangeWhen("score", "kind", "CSAT", 1, 5)),
     parents=("customers",),
 )
 
@@ -292,6 +305,9 @@ def render_markdown() -> str:
             for a, b in t.ordered:
                 if c.name == b:
                     rules.append(f"not before `{a}`")
+            for r in t.ranges_when:
+                if c.name == r.column:
+                    rules.append(f"{r.low:g}–{r.high:g} where `{r.when_column}` is {r.when_value}")
             required = "yes" if c.required else "no"
             out.append(f"| `{c.name}` | {c.sql_type} | {required} | {c.description} | {'; '.join(rules)} |")
         out.append("")
