@@ -21,7 +21,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "loaded": ("Loaded", "已加载"),
     "added": ("Added", "新增"),
     "replaced": ("Replaced", "替换"),
-    "skipped": ("Skipped (already stored)", "跳过(已存在)"),
+    "skipped": ("Skipped", "跳过(已存在)"),
     "seconds": ("Seconds", "耗时(秒)"),
     "dataset": ("Data set", "数据集"),
     "churn_definition": ("Churn definition", "流失定义"),

@@ -141,3 +141,68 @@ def test_chinese_labels(tmp_path: Path, files: dict[str, Path]) -> None:
     r = cg("--db", db, "--lang", "fr", "tables")
     assert r.returncode == 2
     assert "expected one of en, zh" in r.stderr
+
+
+def test_demo_builds_and_summarises_the_store_without_serving(tmp_path: Path) -> None:
+    db = str(tmp_path / "demo.duckdb")
+    r = cg("--db", db, "demo", "--customers", "2000", "--no-serve", "--format", "json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    counts = {t["table"]: t["rows"] for t in data["tables"]}
+    assert counts["customers"] == 2000
+    assert all(counts[t] > 0 for t in counts), counts
+    assert data["steps"][:2] == ["simulate", "load"]
+    assert data["branches"][0]["level"] == 0 and data["branches"][0]["customers"] == 2000
+    assert {b["level"] for b in data["branches"]} == {0, 1}
+    # The readable summary names the tables and the branches.
+    r = cg("--db", db, "demo", "--customers", "2000", "--no-serve")
+    assert r.returncode == 0, r.stderr
+    assert "events" in r.stdout and "Head office" in r.stdout and "web dashboard" not in r.stdout
+
+
+def test_demo_refuses_to_overwrite_other_data(tmp_path: Path, files: dict[str, Path]) -> None:
+    db = str(tmp_path / "mine.duckdb")
+    cg("--db", db, "ingest", "branches", str(files["branches"]))
+    cg("--db", db, "ingest", "customers", str(files["customers"]))
+    r = cg("--db", db, "demo", "--customers", "500", "--no-serve")
+    assert r.returncode == 2
+    assert "already holds data" in r.stderr and "--force" in r.stderr
+    assert duckdb.connect(db, read_only=True).execute("SELECT count(*) FROM customers").fetchone()[0] == 2
+
+
+def test_simulate_then_ingest_all_of_a_csv_folder(tmp_path: Path) -> None:
+    out = tmp_path / "sim"
+    r = cg(
+        "simulate", "--customers", "1500", "--chunk", "1000", "--out", str(out), "--file-format", "csv", "-f", "json"
+    )
+    assert r.returncode == 0, r.stderr
+    assert len(json.loads(r.stdout)["files"]["events"]) == 2  # two chunks, two parts
+    db = str(tmp_path / "s.duckdb")
+    r = cg("--db", db, "ingest-all", str(out), "--dry-run", "-f", "json")
+    assert r.returncode == 0, r.stderr
+    planned = {x["table"]: x["rows_added"] for x in json.loads(r.stdout)["loads"]}
+    assert planned["customers"] == 1500
+    assert duckdb.connect(db, read_only=True).execute("SELECT count(*) FROM customers").fetchone()[0] == 0
+    r = cg("--db", db, "ingest-all", str(out), "-f", "json")
+    assert r.returncode == 0, r.stderr
+    loaded = {x["table"]: x["rows_added"] for x in json.loads(r.stdout)["loads"]}
+    assert loaded == planned
+    con = duckdb.connect(db, read_only=True)
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == loaded["events"] > 0
+    con.close()
+    # Again: nothing new.
+    r = cg("--db", db, "ingest-all", str(out), "-f", "json")
+    assert all(x["rows_added"] == 0 for x in json.loads(r.stdout)["loads"])
+
+
+def test_datasets_list_and_load(tmp_path: Path) -> None:
+    r = cg("datasets", "list", "--format", "json")
+    names = [d["name"] for d in json.loads(r.stdout)]
+    assert {"telco", "telco-cltv", "cdnow", "grocery"} <= set(names)
+    db = str(tmp_path / "g.duckdb")
+    r = cg("--db", db, "datasets", "load", "grocery", "-f", "json")
+    assert r.returncode == 0, r.stderr
+    added = {x["table"]: x["rows_added"] for x in json.loads(r.stdout)["loads"]}
+    assert added == {"branches": 1, "customers": 1525, "transactions": 10483}
+    r = cg("--db", db, "datasets", "load", "nope")
+    assert r.returncode == 2 and 'unknown data set "nope"' in r.stderr

@@ -23,6 +23,7 @@ class IngestMode(StrEnum):
 
 def register(app: typer.Typer) -> None:
     app.command("ingest")(ingest)
+    app.command("ingest-all")(ingest_all)
     app.command("tables")(tables)
     app.command("branches")(branches)
     app.command("schema")(schema)
@@ -56,11 +57,79 @@ def ingest(
     memory_limit: Annotated[
         str, typer.Option("--memory-limit", help="Engine memory during the load; beyond it, it spills to disk.")
     ] = "1GB",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Validate and report what would change, but change nothing.")
+    ] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Load FILE into TABLE: validate every row, then write all of it or nothing."""
+    """Load FILE into TABLE: validate every row, then write all of it or nothing.
+
+    FILE may be a folder of parts (Parquet, CSV or JSON lines), loaded as one.
+    """
+    from churnguard.ingest import LoadSpec
+
+    _run_loads(ctx, [LoadSpec(table, file, mapping)], mode, as_of, memory_limit, dry_run, fmt)
+
+
+def ingest_all(
+    ctx: typer.Context,
+    folder: Annotated[
+        Path,
+        typer.Argument(
+            help="A folder holding TABLE.csv / TABLE.parquet / TABLE.jsonl / TABLE.xlsx files or TABLE/ part folders, "
+            "e.g. the output of `churnguard simulate`.",
+        ),
+    ],
+    mode: Annotated[IngestMode, typer.Option("--mode", help="append, upsert or replace (see ingest).")] = (
+        IngestMode.append
+    ),
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="Reject dates after this day (default: today).", show_default=False)
+    ] = None,
+    memory_limit: Annotated[str, typer.Option("--memory-limit", help="Engine memory during the load.")] = "1GB",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Validate only; change nothing.")] = False,
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Load every canonical table found in FOLDER, parents first, in one transaction: all or nothing.
+
+    A mapping file FOLDER/TABLE.yaml, when present, is used for that table.
+    """
     from churnguard.errors import ConfigError
-    from churnguard.ingest import ingest_table
+    from churnguard.ingest import LoadSpec
+    from churnguard.store.schema import TABLES
+
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: expected a folder, got {'a file' if folder.exists() else 'nothing'}.")
+    loads = []
+    for schema in TABLES:
+        candidates = [folder / schema.name, *sorted(folder.glob(f"{schema.name}.*"))]
+        found = [p for p in candidates if p.exists() and p.suffix not in (".yaml", ".yml")]
+        if not found:
+            continue
+        if len(found) > 1:
+            names = ", ".join(p.name for p in found)
+            raise ConfigError(f"{folder}: more than one source for {schema.name} ({names}); keep one.")
+        mapping = folder / f"{schema.name}.yaml"
+        loads.append(LoadSpec(schema.name, found[0], mapping if mapping.exists() else None))
+    if not loads:
+        raise ConfigError(
+            f"{folder}: expected files named after the tables (customers.csv, events/, …), found none. "
+            "Fix: run `churnguard schema` for the table names."
+        )
+    _run_loads(ctx, loads, mode, as_of, memory_limit, dry_run, fmt)
+
+
+def _run_loads(
+    ctx: typer.Context,
+    loads: list,
+    mode: IngestMode,
+    as_of: str | None,
+    memory_limit: str,
+    dry_run: bool,
+    fmt: OutputFormat,
+) -> None:
+    from churnguard.errors import ConfigError
+    from churnguard.ingest import ingest_tables, validate_tables
     from churnguard.store import connect
 
     settings = settings_of(ctx)
@@ -70,34 +139,39 @@ def ingest(
             as_of_date = dt.date.fromisoformat(as_of)
         except ValueError:
             raise ConfigError(f'--as-of: expected a date like 2024-01-31, got "{as_of}".') from None
+    run = validate_tables if dry_run else ingest_tables
+    what = ", ".join(spec.table for spec in loads)
     with connect(settings.db) as store:
         status = (
-            console.status(f"Loading {file.name} into {table} …", spinner="dots")
+            console.status(f"{'Checking' if dry_run else 'Loading'} {what} …", spinner="dots")
             if fmt == OutputFormat.table
             else contextlib.nullcontext()
         )
         with status:
-            result = ingest_table(
-                store, table, file, mapping=mapping, mode=mode.value, as_of=as_of_date, memory_limit=memory_limit
-            )
+            results = run(store, loads, mode=mode.value, as_of=as_of_date, memory_limit=memory_limit)
     if fmt == OutputFormat.json:
-        print_json(result.to_dict())
+        payload = [r.to_dict() for r in results]
+        print_json({"dry_run": dry_run, "loads": payload} if len(loads) > 1 or dry_run else payload[0])
         return
     lang = settings.lang
+    title = "Dry run: nothing was changed" if dry_run else f"Loaded ({mode.value})"
     print_table(
-        f"{result.source} → {result.table} ({result.mode})",
+        title,
         [
+            label("table", lang),
+            "Source",
             label("loaded", lang),
             label("added", lang),
             label("replaced", lang),
             label("skipped", lang),
             label("seconds", lang),
         ],
-        [[result.rows_read, result.rows_added, result.rows_replaced, result.rows_skipped, result.seconds]],
-        numeric={0, 1, 2, 3, 4},
+        [[r.table, r.source, r.rows_read, r.rows_added, r.rows_replaced, r.rows_skipped, r.seconds] for r in results],
+        numeric={2, 3, 4, 5, 6},
     )
-    if result.extra_columns:
-        console.print(f"Extra columns kept: {', '.join(result.extra_columns)}")
+    for r in results:
+        if r.extra_columns:
+            console.print(f"{r.table}: extra columns kept: {', '.join(r.extra_columns)}")
 
 
 def tables(ctx: typer.Context, fmt: FormatOption = OutputFormat.table) -> None:

@@ -1,6 +1,6 @@
 """Ingestion: readers and mapping files → validated canonical tables, loaded atomically."""
 
-from churnguard.ingest.load import MODES, IngestResult, LoadSpec, ingest_table, ingest_tables
+from churnguard.ingest.load import MODES, IngestResult, LoadSpec, ingest_table, ingest_tables, validate_tables
 from churnguard.ingest.mapping import ColumnMap, Mapping, load_mapping, parse_mapping
 
 __all__ = [
@@ -13,4 +13,5 @@ __all__ = [
     "ingest_tables",
     "load_mapping",
     "parse_mapping",
+    "validate_tables",
 ]

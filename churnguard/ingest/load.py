@@ -133,7 +133,11 @@ def ingest_tables(
     if mode not in MODES:
         raise ConfigError(f'load mode "{mode}": expected one of {", ".join(MODES)}.')
     as_of = as_of or dt.datetime.now(dt.UTC).date()
-    plan = [(table_schema(spec.table), spec, _as_mapping(spec.mapping, spec.table)) for spec in loads]
+    plan = [
+        (i, table_schema(part.table), part, _as_mapping(part.mapping, part.table))
+        for i, spec in enumerate(loads)
+        for part in _parts(spec)
+    ]
     results = []
     con = store.raw
     # Staging tables are created inside the transaction, so a rollback removes them too.
@@ -143,20 +147,59 @@ def ingest_tables(
             for schema in reversed(TABLES):
                 cleared[schema.name] = con.execute(f"DELETE FROM {schema.name}").fetchone()[0]
                 _drop_extra_columns(store, schema, keep=set())
-        for schema, spec, mapping in plan:
+        for _, schema, spec, mapping in plan:
             # Rows the clearing removed count as replaced by the table's (first) load.
             removed = cleared.pop(schema.name, 0)
-            results.append(_load_one(store, schema, spec, mapping, mode, as_of, removed=removed))
+            # Parts after the first of a folder append to what the first part loaded.
+            part_mode = "append" if mode == "replace" and any(r.table == schema.name for r in results) else mode
+            results.append(_load_one(store, schema, spec, mapping, part_mode, as_of, removed=removed))
         readers.drop_stage(con)
         con.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
         if mode == "replace":
-            for schema, _, _ in plan:
+            for _, schema, _, _ in plan:
                 _check_orphans(store, schema.name, next(r.source for r in results if r.table == schema.name))
+        results = _merge_parts(loads, [i for i, *_ in plan], results)
         for key, value in (meta or {}).items():
             store.set_meta(key, value)
         if dry_run:
             raise _DryRun(results)
     return results
+
+
+def _merge_parts(loads: list[LoadSpec], owners: list[int], results: list[IngestResult]) -> list[IngestResult]:
+    """One result per requested load: the parts of a folder add up."""
+    merged: list[IngestResult] = []
+    for i, spec in enumerate(loads):
+        mine = [r for owner, r in zip(owners, results, strict=True) if owner == i]
+        if len(mine) == 1:
+            merged.append(mine[0])
+            continue
+        first = mine[0]
+        merged.append(
+            IngestResult(
+                table=first.table,
+                source=spec.name or Path(spec.source).name + f"/ ({len(mine)} parts)",
+                mode=first.mode,
+                rows_read=sum(r.rows_read for r in mine),
+                rows_added=sum(r.rows_added for r in mine),
+                rows_replaced=sum(r.rows_replaced for r in mine),
+                rows_skipped=sum(r.rows_skipped for r in mine),
+                extra_columns=list(dict.fromkeys(c for r in mine for c in r.extra_columns)),
+                seconds=round(sum(r.seconds for r in mine), 3),
+                load_id=first.load_id,
+            )
+        )
+    return merged
+
+
+def _parts(spec: LoadSpec) -> list[LoadSpec]:
+    """A folder of CSV / JSON-lines parts becomes one load per part (all in the same transaction)."""
+    if not isinstance(spec.source, str | Path):
+        return [spec]
+    parts = readers.folder_parts(Path(spec.source))
+    if parts is None:
+        return [spec]
+    return [LoadSpec(spec.table, part, spec.mapping, name=spec.name) for part in parts]
 
 
 class _DryRun(Exception):

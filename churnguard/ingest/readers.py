@@ -66,6 +66,34 @@ def source_kind(path: Path) -> str:
     )
 
 
+def folder_parts(path: Path) -> list[Path] | None:
+    """The part files of a folder source, or ``None`` when the folder is read as one Parquet data set.
+
+    A folder of Parquet parts is read in one scan; a folder of CSV / JSON-lines parts (``part-00000.csv``,
+    …) is loaded part by part, in name order, in the same transaction.
+    """
+    if not path.is_dir():
+        return None
+    files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith((".", "_")))
+    if any(p.name.lower().endswith(PARQUET_SUFFIXES) for p in files):
+        return None
+    parts = [p for p in files if p.name.lower().endswith(CSV_SUFFIXES + JSON_SUFFIXES)]
+    if not parts:
+        raise ValidationError(
+            [
+                Problem(
+                    str(path),
+                    None,
+                    None,
+                    "a folder of .parquet, .csv or .jsonl part files",
+                    "no such files" if not files else f"files like {files[0].name}",
+                    "point at the file itself, or at a folder that holds the parts.",
+                )
+            ]
+        )
+    return parts
+
+
 def stage(
     con: Any, source: Any, *, delimiter: str | None = None, sheet: str | None = None, name: str | None = None
 ) -> StagedSource:
