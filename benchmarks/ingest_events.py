@@ -72,6 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=10_000_000)
     parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--memory-limit", default="1GB", help="passed to churnguard ingest --memory-limit")
     ns = parser.parse_args()
     branches, cust, events = generate(ns.rows, ns.customers)
     db = WORK / "bench.duckdb"
@@ -80,13 +81,17 @@ def main() -> None:
     base = ["--db", str(db)]
     run([*base, "ingest", "branches", str(branches), "--format", "json"])
     run([*base, "ingest", "customers", str(cust), "--format", "json"])
-    secs, peak, first = run([*base, "ingest", "events", str(events), "--format", "json"])
-    resecs, repeak, again = run([*base, "ingest", "events", str(events), "--mode", "append", "--format", "json"])
+    limit = ["--memory-limit", ns.memory_limit]
+    secs, peak, first = run([*base, "ingest", "events", str(events), *limit, "--format", "json"])
+    resecs, repeak, again = run(
+        [*base, "ingest", "events", str(events), "--mode", "append", *limit, "--format", "json"]
+    )
     n = duckdb.connect(str(db), read_only=True).execute("SELECT count(*) FROM events").fetchone()[0]
     record = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "rows": ns.rows,
         "customers": ns.customers,
+        "memory_limit": ns.memory_limit,
         "csv_mb": round(events.stat().st_size / 1e6, 1),
         "load_seconds_wall": round(secs, 2),
         "rows_per_second_wall": round(ns.rows / secs),

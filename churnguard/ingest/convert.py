@@ -13,7 +13,7 @@ from typing import Any
 
 from churnguard.errors import Problem, ValidationError
 from churnguard.ingest.mapping import ColumnMap, Mapping, snake_case
-from churnguard.ingest.readers import RAW_TABLE, StagedSource
+from churnguard.ingest.readers import RAW_TABLE, StagedSource, assign_lines, reading
 from churnguard.store.schema import KIND_TYPES, TableSchema
 from churnguard.store.sql import Params, ident
 
@@ -153,7 +153,7 @@ def _extra_target(name: str, spec: ColumnMap, staged: StagedSource, stored: dict
     return Target(name, "infer", spec, False, "VARCHAR", False)
 
 
-def infer_extra_types(con: Any, targets: list[Target]) -> list[Target]:
+def infer_extra_types(con: Any, staged: StagedSource, targets: list[Target]) -> list[Target]:
     """Give text extra columns a numeric type when every value in the file is a number."""
     todo = [t for t in targets if t.kind == "infer"]
     if not todo:
@@ -164,9 +164,12 @@ def infer_extra_types(con: Any, targets: list[Target]) -> list[Target]:
         code = f"regexp_matches({v}, '^[+-]?0[0-9]')"  # "01234" is a code (a zip code), not a number
         digits = f"regexp_full_match({v}, '[+-]?[0-9]+')"  # the engine's cast would round "12.5" to 13
         exprs.append(f"bool_and({v} IS NULL OR ({digits} AND TRY_CAST({v} AS BIGINT) IS NOT NULL AND NOT {code}))")
-        exprs.append(f"bool_and({v} IS NULL OR (TRY_CAST({v} AS DOUBLE) IS NOT NULL AND NOT {code}))")
+        # "1_000": the engine's cast accepts digit separators, the number conversion does not.
+        plain = f"NOT contains({v}, '_')"
+        exprs.append(f"bool_and({v} IS NULL OR (TRY_CAST({v} AS DOUBLE) IS NOT NULL AND NOT {code} AND {plain}))")
         exprs.append(f"count({v})")
-    row = con.execute(f"SELECT {', '.join(exprs)} FROM {RAW_TABLE}").fetchone()
+    with reading(staged):
+        row = con.execute(f"SELECT {', '.join(exprs)} FROM {staged.relation}", staged.params).fetchone()
     decided = {}
     for i, t in enumerate(todo):
         is_int, is_num, n = row[3 * i], row[3 * i + 1], row[3 * i + 2]
@@ -275,12 +278,16 @@ def _iso_datetime(v: str, sql_type: str) -> str:
     return f"(CASE WHEN {iso} THEN (CASE WHEN {offset} THEN {utc} ELSE TRY_CAST({v} AS {sql_type}) END) END)"
 
 
-def build_stage(con: Any, staged: StagedSource, targets: list[Target]) -> None:
-    """Create ``_cg_stage`` (typed, with ``__bad__`` columns) from ``_cg_raw`` in one pass."""
+def build_stage(con: Any, staged: StagedSource, targets: list[Target]) -> int:
+    """Create ``_cg_stage`` (typed, with ``__bad__`` columns and ``_line``) in one scan of the source.
+
+    Returns the number of rows.
+    """
     params = Params()
+    params.values.update(staged.params)
     staged_types = dict(staged.columns)
-    inner = ["_line"]
-    outer = ["_line"]
+    inner: list[str] = []
+    outer: list[str] = []
     for i, t in enumerate(targets):
         if t.spec is None:
             outer.append(f"CAST(NULL AS {t.sql_type}) AS {ident(t.name)}")
@@ -296,12 +303,14 @@ def build_stage(con: Any, staged: StagedSource, targets: list[Target]) -> None:
                 f"AS {ident(bad_column(t.name))}"
             )
     con.execute(f"DROP TABLE IF EXISTS {STAGE_TABLE}")
-    con.execute(
-        f"CREATE TEMP TABLE {STAGE_TABLE} AS SELECT {', '.join(outer)} "
-        f"FROM (SELECT {', '.join(inner)} FROM {RAW_TABLE})",
-        params.values,
-    )
+    with reading(staged):
+        con.execute(
+            f"CREATE TEMP TABLE {STAGE_TABLE} AS SELECT {', '.join(outer)} "
+            f"FROM (SELECT {', '.join(inner) or '1 AS _none'} FROM {staged.relation})",
+            params.values,
+        )
     con.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
+    return assign_lines(con, STAGE_TABLE, staged)
 
 
 def stage_columns(con: Any) -> set[str]:

@@ -133,11 +133,12 @@ def ingest_tables(
     if mode not in MODES:
         raise ConfigError(f'load mode "{mode}": expected one of {", ".join(MODES)}.')
     as_of = as_of or dt.datetime.now(dt.UTC).date()
+    order = {t.name: n for n, t in enumerate(TABLES)}
     plan = [
         (i, table_schema(part.table), part, _as_mapping(part.mapping, part.table))
-        for i, spec in enumerate(loads)
+        for i, spec in sorted(enumerate(loads), key=lambda item: order.get(item[1].table, -1))
         for part in _parts(spec)
-    ]
+    ]  # parents before children, whatever order the loads were given in
     results = []
     con = store.raw
     # Staging tables are created inside the transaction, so a rollback removes them too.
@@ -252,9 +253,11 @@ def _load_one(
     source = spec.source
     staged = readers.stage(con, source, delimiter=mapping.delimiter, sheet=mapping.sheet, name=spec.name)
     stored = dict(store.columns(schema.name))
+    if mode == "replace":  # the table becomes the file: its extra columns take the file's types
+        stored = {c: t for c, t in stored.items() if c in schema.column_names}
     targets = convert.resolve_targets(schema, staged, mapping, stored)
-    targets = convert.infer_extra_types(con, targets)
-    convert.build_stage(con, staged, targets)
+    targets = convert.infer_extra_types(con, staged, targets)
+    rows = convert.build_stage(con, staged, targets)
     ctx = checks.Context(
         con=con,
         schema=schema,
@@ -275,8 +278,8 @@ def _load_one(
     added, replaced = 0, removed
     if mode == "replace":
         replaced += con.execute(f"DELETE FROM {table}").fetchone()[0]
-        # The table becomes the file: extra columns of earlier loads that the file lacks go too.
-        _drop_extra_columns(store, schema, keep={t.name for t in extras})
+        # The table becomes the file: extra columns of earlier loads go, the file's are added below.
+        _drop_extra_columns(store, schema, keep=set())
     for t in extras:
         if t.name not in stored:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {ident(t.name)} {t.sql_type}")
@@ -299,7 +302,7 @@ def _load_one(
         if not empty:
             novel += f" EXCEPT ALL SELECT {cols} FROM {table}"
         added = con.execute(f"INSERT INTO {table} ({cols}) {novel}").fetchone()[0]
-    skipped = 0 if mode == "replace" else staged.rows - added
+    skipped = 0 if mode == "replace" else rows - added
 
     if table == "branches":
         _check_tree_and_fill_levels(store, staged.name)
@@ -312,7 +315,7 @@ def _load_one(
             table,
             str(source) if isinstance(source, str | Path) and spec.name is None else staged.name,
             mode,
-            staged.rows,
+            rows,
             added,
             replaced,
             skipped,
@@ -324,7 +327,7 @@ def _load_one(
         table=table,
         source=staged.name,
         mode=mode,
-        rows_read=staged.rows,
+        rows_read=rows,
         rows_added=added,
         rows_replaced=replaced,
         rows_skipped=max(skipped, 0),

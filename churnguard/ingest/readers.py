@@ -1,26 +1,31 @@
-"""Readers: put a source (CSV, Parquet, JSON lines, Excel, or an in-memory table) into the
-engine as a staging table, without reading it into Python.
+"""Readers: describe a source (CSV, Parquet, JSON lines, Excel, or an in-memory table) as a
+relation the engine can scan, without reading it into Python.
 
-The staging table has every source column plus ``_line``, the location a problem is
-reported at: the line in a CSV file (the header is line 1), the row in a Parquet or
-JSON-lines file (1-based), the sheet row in an Excel file (the header is row 1).
-DuckDB preserves insertion order, so the staging table's ``rowid`` follows the file; inside
-a transaction rowids start at an internal offset, so ``_line`` is counted from the smallest.
-(This is a third faster than ``row_number() OVER ()``, which serialises the read.)
+Files are not copied: the conversion step (:mod:`churnguard.ingest.convert`) scans the file's
+reader expression once, converting as it reads.  Excel files and in-memory tables, which are
+small, are copied into the temp table ``_cg_raw`` first.
+
+Problems are located by ``_line``: the line in a CSV file (the header is line 1), the row in a
+Parquet or JSON-lines file (1-based), the sheet row in an Excel file (the header is row 1).
+:func:`assign_lines` numbers the staged rows: DuckDB preserves insertion order, so the staged
+table's ``rowid`` follows the file (inside a transaction rowids start at an internal offset, so
+lines are counted from the smallest; this is much faster than ``row_number() OVER ()``, which
+serialises the read); for CSV it then corrects for blank lines and quoted line breaks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import gzip
 import io
 import re
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from churnguard.errors import Problem, ValidationError
-from churnguard.store.sql import ident
 
 RAW_TABLE = "_cg_raw"
 
@@ -32,12 +37,18 @@ EXCEL_SUFFIXES = (".xlsx", ".xlsm", ".xls")
 
 @dataclass(frozen=True)
 class StagedSource:
-    """A source staged in the engine."""
+    """A source the engine can scan: ``SELECT … FROM {relation}`` with ``params`` bound."""
 
     name: str  # how problems name the source (the file name)
     columns: tuple[tuple[str, str], ...]  # (source column, engine type), in file order
-    rows: int
     location_word: str  # "line" or "row"
+    relation: str  # a reader expression (read_csv(...)) or the temp table _cg_raw
+    params: dict[str, Any] = field(default_factory=dict)
+    first: int = 1  # the line or row of the first data row
+    path: Path | None = None
+    kind: str = "frame"  # csv, parquet, json, excel, frame
+    delimiter: str = ","
+    header: tuple[str, ...] = ()
 
 
 def source_kind(path: Path) -> str:
@@ -97,75 +108,95 @@ def folder_parts(path: Path) -> list[Path] | None:
 def stage(
     con: Any, source: Any, *, delimiter: str | None = None, sheet: str | None = None, name: str | None = None
 ) -> StagedSource:
-    """Create the staging table ``_cg_raw`` from ``source`` and describe it.
+    """Describe ``source`` as a relation the engine can scan (copying only Excel and in-memory data).
 
     ``name`` is how problems name the source (default: the file name, or "input").
     """
     con.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
-    if isinstance(source, str | Path):
-        path = Path(source)
-        if not path.exists():
-            raise ValidationError(
-                [Problem(str(path), None, None, "an existing file", "no such file", "check the path.")]
-            )
-        kind = source_kind(path)
-        word = "line" if kind == "csv" else "row"
-        if kind == "csv":
-            _stage_csv(con, path, delimiter)
-        elif kind in ("parquet", "json"):
-            _stage_file(con, path, kind)
-        else:
-            _stage_frame(con, _read_excel(path, sheet), first=2)
-        label = path.name
-    else:
+    if not isinstance(source, str | Path):
         import duckdb
 
         try:
-            _stage_frame(con, source, first=1)
+            _copy_frame(con, source)
         except duckdb.Error as exc:
             got = f"a {type(source).__name__}: {str(exc).strip().splitlines()[0]}"
             fix = "pass a file path, or convert the data with pandas.DataFrame(...) or pyarrow.table(...)."
             raise ValidationError(
                 [Problem("input", None, None, "a file path, a pandas DataFrame or a pyarrow Table", got, fix)]
             ) from None
-        label, word = "input", "row"
-    cols = con.execute(
-        "SELECT column_name, data_type FROM information_schema.columns "
-        "WHERE table_name = ? AND column_name <> '_line' ORDER BY ordinal_position",
-        [RAW_TABLE],
-    ).fetchall()
-    rows = con.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchone()[0]
-    return StagedSource(name or label, tuple((c, t) for c, t in cols), rows, word)
+        return _describe(con, StagedSource(name or "input", (), "row", RAW_TABLE, first=1))
+    path = Path(source)
+    if not path.exists():
+        raise ValidationError([Problem(str(path), None, None, "an existing file", "no such file", "check the path.")])
+    kind = source_kind(path)
+    label = name or path.name
+    if kind == "excel":
+        _copy_frame(con, _read_excel(path, sheet))
+        return _describe(con, StagedSource(label, (), "row", RAW_TABLE, first=2, path=path, kind=kind))
+    if kind == "csv":
+        header, delim = _read_header(path, delimiter)
+        columns = "{" + ", ".join(f"'{h.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for h in header) + "}"
+        reader = (
+            "read_csv($src, auto_detect=false, header=true, delim=$delim, quote='\"', escape='\"', "
+            f"columns={columns}, strict_mode=true)"
+        )
+        return StagedSource(
+            label,
+            tuple((h, "VARCHAR") for h in header),
+            "line",
+            reader,
+            {"src": str(path), "delim": delim},
+            first=2,
+            path=path,
+            kind=kind,
+            delimiter=delim,
+            header=tuple(header),
+        )
+    if kind == "parquet":
+        reader, src = "read_parquet($src)", str(path / "**" / "*.parquet") if path.is_dir() else str(path)
+    else:
+        reader, src = "read_json($src, format='newline_delimited')", str(path)
+    return _describe(con, StagedSource(label, (), "row", reader, {"src": src}, first=1, path=path, kind=kind))
 
 
-def _ctas(con: Any, reader_sql: str, params: dict[str, Any], *, first: int) -> None:
-    """Stage ``reader_sql``; ``first`` is the location (line or row) of its first data row."""
-    con.execute(f"CREATE TEMP TABLE {RAW_TABLE} AS SELECT * FROM {reader_sql}", params)
-    base = con.execute(f"SELECT coalesce(min(rowid), 0) FROM {RAW_TABLE}").fetchone()[0]
-    con.execute(f"ALTER TABLE {RAW_TABLE} ADD COLUMN _line BIGINT")
-    con.execute(f"UPDATE {RAW_TABLE} SET _line = rowid - {int(base)} + {int(first)}")
+def _describe(con: Any, staged: StagedSource) -> StagedSource:
+    """Fill in the columns and their engine types (a damaged file is a problem)."""
+    with reading(staged):
+        cols = con.execute(f"DESCRIBE SELECT * FROM {staged.relation}", staged.params).fetchall()
+    return StagedSource(**{**staged.__dict__, "columns": tuple((c[0], c[1]) for c in cols)})
+
+
+@contextlib.contextmanager
+def reading(staged: StagedSource) -> Iterator[None]:
+    """Turn the engine's errors while it reads ``staged`` into problems that name the file."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as exc:
+        if staged.path is None or staged.kind not in ("csv", "parquet", "json"):
+            raise
+        if staged.kind == "csv":
+            raise _csv_problem(staged.path, str(exc), list(staged.header)) from None
+        expected, fix = _FILE_KINDS[staged.kind]
+        got = str(exc).strip().splitlines()[0].removeprefix("Invalid Input Error: ").rstrip(" .")
+        raise ValidationError([Problem(staged.path.name, None, None, expected, got, fix)]) from None
+
+
+def assign_lines(con: Any, table: str, staged: StagedSource) -> int:
+    """Give the staged rows of ``table`` their ``_line``; return the number of rows."""
+    rows, base = con.execute(f"SELECT count(*), coalesce(min(rowid), 0) FROM {table}").fetchone()
+    con.execute(f"ALTER TABLE {table} ADD COLUMN _line BIGINT")
+    con.execute(f"UPDATE {table} SET _line = rowid - {int(base)} + {int(staged.first)}")
+    if staged.kind == "csv" and staged.path is not None:
+        _fix_line_numbers(con, table, staged.path, staged.delimiter, int(rows))
+    return int(rows)
 
 
 _FILE_KINDS = {
     "parquet": ("a Parquet file", "export the file again, or convert it to CSV."),
     "json": ("JSON lines (one JSON object per line)", "correct the JSON there, or convert the file to CSV."),
 }
-
-
-def _stage_file(con: Any, path: Path, kind: str) -> None:
-    """Stage a Parquet file (or folder of parts) or a JSON-lines file; a damaged file is a problem."""
-    import duckdb
-
-    if kind == "parquet":
-        reader, src = "read_parquet($src)", str(path / "**" / "*.parquet") if path.is_dir() else str(path)
-    else:
-        reader, src = "read_json($src, format='newline_delimited')", str(path)
-    try:
-        _ctas(con, reader, {"src": src}, first=1)
-    except duckdb.Error as exc:
-        expected, fix = _FILE_KINDS[kind]
-        got = str(exc).strip().splitlines()[0].removeprefix("Invalid Input Error: ").rstrip(" .")
-        raise ValidationError([Problem(path.name, None, None, expected, got, fix)]) from None
 
 
 def _open_binary(path: Path) -> Any:
@@ -232,25 +263,7 @@ _ORIGINAL = re.compile(r"Original Line: (.*)")
 _FOUND = re.compile(r"Expected Number of Columns: (\d+) Found: (\d+)")
 
 
-def _stage_csv(con: Any, path: Path, delimiter: str | None) -> None:
-    import duckdb
-
-    header, delim = _read_header(path, delimiter)
-    columns = "{" + ", ".join(f"'{h.replace(chr(39), chr(39) * 2)}': 'VARCHAR'" for h in header) + "}"
-    try:
-        _ctas(
-            con,
-            "read_csv($src, auto_detect=false, header=true, delim=$delim, quote='\"', escape='\"', "
-            f"columns={columns}, strict_mode=true)",
-            {"src": str(path), "delim": delim},
-            first=2,
-        )
-    except duckdb.Error as exc:
-        raise _csv_problem(path, str(exc), header) from None
-    _fix_line_numbers(con, path, delim)
-
-
-def _fix_line_numbers(con: Any, path: Path, delimiter: str) -> None:
+def _fix_line_numbers(con: Any, table: str, path: Path, delimiter: str, rows: int) -> None:
     """Make ``_line`` the file's line where data rows and lines differ.
 
     The engine skips blank lines, and a quoted value may span lines, so counting rows would
@@ -264,7 +277,6 @@ def _fix_line_numbers(con: Any, path: Path, delimiter: str) -> None:
             tail = (tail + chunk)[-64:]
     # Blank lines at the very end shift nothing: count the lines up to the last one with content.
     trailing = tail[len(tail.rstrip(b"\r\n")) :].count(b"\n")
-    rows = con.execute(f"SELECT count(*) FROM {RAW_TABLE}").fetchall()[0][0]
     if newlines - trailing + 1 == rows + 1:
         return
     starts: list[int] = []
@@ -285,7 +297,7 @@ def _fix_line_numbers(con: Any, path: Path, delimiter: str) -> None:
 
     con.register("_cg_lines", pa.table({"row_line": range(2, rows + 2), "file_line": starts}))
     try:
-        con.execute(f"UPDATE {RAW_TABLE} SET _line = m.file_line FROM _cg_lines m WHERE {RAW_TABLE}._line = m.row_line")
+        con.execute(f"UPDATE {table} SET _line = m.file_line FROM _cg_lines m WHERE {table}._line = m.row_line")
     finally:
         con.unregister("_cg_lines")
 
@@ -350,10 +362,10 @@ def _not_a_workbook(path: Path, exc: Exception) -> ValidationError:
     )
 
 
-def _stage_frame(con: Any, frame: Any, *, first: int) -> None:
+def _copy_frame(con: Any, frame: Any) -> None:
     con.register("_cg_src", frame)
     try:
-        _ctas(con, "_cg_src", {}, first=first)
+        con.execute(f"CREATE TEMP TABLE {RAW_TABLE} AS SELECT * FROM _cg_src")
     finally:
         con.unregister("_cg_src")
 
@@ -362,4 +374,13 @@ def drop_stage(con: Any) -> None:
     con.execute(f"DROP TABLE IF EXISTS {RAW_TABLE}")
 
 
-__all__ = ["RAW_TABLE", "StagedSource", "drop_stage", "ident", "source_kind", "stage"]
+__all__ = [
+    "RAW_TABLE",
+    "StagedSource",
+    "assign_lines",
+    "drop_stage",
+    "folder_parts",
+    "reading",
+    "source_kind",
+    "stage",
+]
