@@ -6,7 +6,7 @@ UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test demo test lint system-deps clean docs
+.PHONY: install install-test demo test lint lock system-deps clean docs
 
 install: $(STAMP)
 
@@ -23,10 +23,13 @@ $(TEST_STAMP): $(STAMP) requirements-test.lock
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements-test.lock
 	touch $(TEST_STAMP)
 
-# System services the tests need (none yet beyond Python; PostgreSQL and Chromium join
-# with the issues that use them). Idempotent.
+# System packages the tests need: Debian's Chromium for the report and dashboard tests
+# (driven by Playwright with executable_path; no browser download). Idempotent.
 system-deps:
-	@true
+	@if ! command -v chromium >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	fi
 
 demo: install
 	$(BIN)/churnguard demo

@@ -55,7 +55,7 @@ def _load(ctx: DemoContext) -> Any:
     ctx.store.set_meta("dataset", DEMO_DATASET)
     ctx.store.set_meta("churn_definition", "contractual")
     ctx.store.set_meta("demo_seed", str(ctx.seed))
-    ctx.store.set_meta("data_end", sim.end.isoformat())
+    ctx.store.set_meta("dataset_as_of", sim.end.isoformat())
     return results
 
 

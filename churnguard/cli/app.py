@@ -67,10 +67,11 @@ FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Outp
 
 
 def _register() -> None:
-    from churnguard.cli import data_cmds, datasets_cmds, demo_cmd
+    from churnguard.cli import data_cmds, datasets_cmds, demo_cmd, metrics_cmds
 
     data_cmds.register(app)
     datasets_cmds.register(app)
+    metrics_cmds.register(app)
     demo_cmd.register(app)
 
 
