@@ -59,11 +59,24 @@ def _load(ctx: DemoContext) -> Any:
     return results
 
 
+def _metrics(ctx: DemoContext) -> Any:
+    """Churn over the last full 12 months of the demo data, in total and by province."""
+    import datetime as dt
+
+    from churnguard.metrics import churn_report, rules_for
+    from churnguard.metrics.churn import last_twelve_months
+
+    rules = rules_for(ctx.store)
+    start, end = last_twelve_months(rules.as_of or dt.date.today())
+    return churn_report(ctx.store, start=start, end=end, rules=rules, by="branch")
+
+
 def demo_steps() -> list[DemoStep]:
     """The demo's steps in order (serving the dashboard is the CLI's last step)."""
     return [
         DemoStep("simulate", "Simulating a telecom operator", _simulate),
         DemoStep("load", "Loading the canonical tables", _load),
+        DemoStep("metrics", "Measuring churn", _metrics),
     ]
 
 

@@ -44,6 +44,7 @@ def demo(
             progress.update(task, completed=len(steps), description="Done")
         summaries = table_summaries(store)
         tree = branch_summaries(store, max_level=1)
+    churn = result.outputs.get("metrics")
     if fmt == OutputFormat.json:
         print_json(
             {
@@ -53,14 +54,33 @@ def demo(
                 "steps": [s.name for s in steps],
                 "tables": [s.to_dict() for s in summaries],
                 "branches": [b.to_dict() for b in tree],
+                "churn": churn.to_dict() if churn is not None else None,
             }
         )
     else:
         render_tables(summaries, settings.lang, title=f"Demo store {store.url.path}")
         render_branches(tree, settings.lang)
-        del result
+        if churn is not None:
+            render_churn_summary(churn)
     if not no_serve:
         serve_dashboard(settings.db, fmt)
+
+
+def render_churn_summary(churn: object) -> None:
+    """The demo's headline: churn over the last twelve months, in total and by province."""
+    from churnguard.cli.metrics_cmds import pct
+    from churnguard.cli.render import print_table
+
+    t = churn.totals  # type: ignore[attr-defined]
+    keys = ("start_customers", "new_customers", "churned_customers", "churned_from_start", "end_customers")
+    rows = [["All", *(t[k] for k in keys), pct(t["churn_rate"])]]
+    rows += [[r["branch"], *(r[k] for k in keys), pct(r["churn_rate"])] for r in churn.rows]  # type: ignore[attr-defined]
+    print_table(
+        f"Churn {churn.start} → {churn.end}: churn rate = of the start, left ÷ start",  # type: ignore[attr-defined]
+        ["Branch", "Start", "New", "Churned", "Of the start, left", "End", "Churn rate"],
+        rows,
+        numeric={1, 2, 3, 4, 5, 6},
+    )
 
 
 def serve_dashboard(db: str, fmt: OutputFormat) -> None:

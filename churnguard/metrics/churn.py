@@ -111,6 +111,15 @@ class ChurnReport:
         return out
 
 
+def last_twelve_months(as_of: dt.date) -> tuple[dt.date, dt.date]:
+    """The twelve months that end on ``as_of``: (the day after the same date a year earlier, ``as_of``)."""
+    try:
+        year_ago = as_of.replace(year=as_of.year - 1)
+    except ValueError:  # 29 February
+        year_ago = as_of.replace(year=as_of.year - 1, day=28)
+    return year_ago + dt.timedelta(days=1), as_of
+
+
 def periods_between(start: dt.date, end: dt.date, period: Period) -> list[tuple[str, dt.date, dt.date]]:
     """Calendar periods overlapping ``[start, end]``, clipped to it: ``(label, from, to)``."""
     if period not in PERIODS:
