@@ -23,32 +23,22 @@ import json
 import os
 import platform
 import shutil
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import duckdb
 import numpy
+from child import run_cli
 
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work"
 RESULTS = HERE / "results" / "simulate.json"
-CLI = Path(sys.executable).with_name("churnguard")
 TABLES = ("branches", "customers", "subscriptions", "transactions", "events", "tickets", "surveys", "churn_events")
 SEED = 7
 
 
 def run(args: list[str]) -> tuple[float, int, dict]:
     """Run the CLI; return (wall seconds, peak RSS in MB of that child alone, its JSON output)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen([str(CLI), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"churnguard {' '.join(args)} failed:\n{proc.stderr.read().decode() if proc.stderr else ''}")
-    return seconds, usage.ru_maxrss // 1024, json.loads(out) if out.strip().startswith(b"{") else {}
+    return run_cli(args)
 
 
 def count_rows(out: Path) -> dict[str, int]:
