@@ -206,3 +206,11 @@ def test_datasets_list_and_load(tmp_path: Path) -> None:
     assert added == {"branches": 1, "customers": 1525, "transactions": 10483}
     r = cg("--db", db, "datasets", "load", "nope")
     assert r.returncode == 2 and 'unknown data set "nope"' in r.stderr
+
+
+def test_usage_errors_print_usage_and_exit_2() -> None:
+    r = cg("metrics", "churn", "--from", "2024-01-01")
+    assert r.returncode == 2
+    assert "Missing option '--to'" in r.stderr and "Traceback" not in r.stderr
+    r = cg("no-such-command")
+    assert r.returncode == 2 and "No such command" in r.stderr

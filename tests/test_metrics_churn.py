@@ -273,3 +273,23 @@ def test_cli_prints_the_contracted_keys(store, tmp_path: Path) -> None:
         timeout=120,
     )
     assert r.returncode == 2 and 'expected a date like 2024-01-31, got "2024-13-01"' in r.stderr
+
+
+def test_by_reason_lists_every_reason_in_every_period(store) -> None:
+    events = pa.table(
+        {
+            "customer_id": ["B", "D", "G"],
+            "churn_date": ["2024-03-15", "2024-05-31", "2024-12-31"],
+            "reason_code": ["price", "service", "price"],
+        }
+    )
+    churnguard.ingest_table(store, "churn_events", events, as_of=AS_OF)
+    rows = churn_report(store, rules=RULES, period="quarter", by="reason", **YEAR).rows
+    price = {r["period"]: r for r in rows if r["reason"] == "price"}
+    assert [price[q]["churned_customers"] for q in ("2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4")] == [1, 0, 0, 1]
+    assert price["2024-Q1"]["churn_rate"] == pytest.approx(1 / 4)  # B of the 4 at the start of Q1
+    # The change is against the quarter just before, also when that quarter had no such churn.
+    assert price["2024-Q2"]["churn_rate_change"] == pytest.approx(0 - 1 / 4)
+    assert price["2024-Q4"]["churn_rate_change"] == pytest.approx(price["2024-Q4"]["churn_rate"])
+    assert price["2024-Q1"]["share_of_churned"] == pytest.approx(1.0)  # B was Q1's only churn
+    assert {r["reason"] for r in rows} == {"price", "service"}

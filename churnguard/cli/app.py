@@ -80,29 +80,16 @@ _register()
 
 
 def main() -> None:
-    """Console entry point: run the app, turning churnguard errors into messages and exit codes."""
-    fmt = OutputFormat.json if _wants_json(sys.argv[1:]) else None
-    try:
-        rc = app(standalone_mode=False)
-    except ChurnguardError as exc:
-        print_error(exc, fmt)
-        sys.exit(exc.exit_code)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        sys.stderr.write("Aborted.\n")
-        sys.exit(130)
-    except KeyboardInterrupt:
-        sys.stderr.write("Interrupted.\n")
-        sys.exit(130)
-    except Exception as exc:  # click's own usage errors
-        import click
+    """Console entry point: run the app, turning churnguard errors into messages and exit codes.
 
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
-    sys.exit(rc if isinstance(rc, int) else 0)
+    Usage errors, ``--help`` and exit codes are Typer's (standalone mode); a churnguard error
+    raised by a command is reported here, as text or (with ``--format json``) a JSON envelope.
+    """
+    try:
+        app()
+    except ChurnguardError as exc:
+        print_error(exc, OutputFormat.json if _wants_json(sys.argv[1:]) else None)
+        sys.exit(exc.exit_code)
 
 
 def _wants_json(argv: list[str]) -> bool:

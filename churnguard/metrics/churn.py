@@ -141,7 +141,7 @@ def periods_between(start: dt.date, end: dt.date, period: Period) -> list[tuple[
     return out
 
 
-def _group_expr(by: str | None, store: Store) -> str:
+def group_expr(by: str | None, store: Store) -> str:
     if by is None:
         return "'all'"
     if by == "branch":
@@ -165,7 +165,7 @@ def _group_expr(by: str | None, store: Store) -> str:
 def _counts_sql(store: Store, rules: ActivityRules, by: str | None, branch: str | None) -> tuple[str, dict[str, Any]]:
     spells, sparams = spells_sql(rules)
     scope, cparams = customer_scope_sql(branch)
-    group = _group_expr(by, store)
+    group = group_expr(by, store)
     joins = ""
     if by == "tier" and store.has_table("customer_value"):
         joins += " LEFT JOIN customer_value v ON v.customer_id = s.customer_id"
@@ -287,34 +287,36 @@ def churn_report(
         params.update(labels=[s[0] for s in spans], froms=[s[1] for s in spans], tos=[s[2] for s in spans])
         cur = store.execute(f"SELECT * FROM ({sql}) WHERE churned_customers > 0", params)
         names = [d[0] for d in cur.description]
-        found = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+        found = {(r[0], r[1]): dict(zip(names, r, strict=True)) for r in cur.fetchall()}
+        groups = sorted({g for _, g in found})
         totals = {row.get("period", "all"): row for row in run(spans, None)}
         out = []
         previous: dict[str, float | None] = {}
-        for row in found:
-            label = row["period"]
+        for label, _, _ in spans:
             total = totals[label] if period else totals["all"]
             s_count = total["start_customers"]
-            rate = row["churned_from_start"] / s_count if s_count else None
-            prev = previous.get(row["grp"])
-            item: dict[str, Any] = {}
-            if period:
-                item.update(period=label, period_from=total["period_from"], period_to=total["period_to"])
-            item[by] = row["grp"]
-            item.update({k: total[k] for k in ("start_customers", "new_customers", "reactivated_customers")})
-            item.update(
-                churned_customers=int(row["churned_customers"]),
-                churned_from_start=int(row["churned_from_start"]),
-                end_customers=total["end_customers"],
-                share_of_churned=_round(row["churned_customers"] / total["churned_customers"])
-                if total["churned_customers"]
-                else None,
-                churn_rate=_round(rate),
-                retention_rate=_round(1 - rate) if rate is not None else None,
-                churn_rate_change=_round(rate - prev) if rate is not None and prev is not None else None,
-            )
-            previous[row["grp"]] = rate
-            out.append(item)
+            for g in groups:  # every reason in every period (zero where it had no churn), as other groups
+                row = found.get((label, g), {"churned_customers": 0, "churned_from_start": 0})
+                rate = row["churned_from_start"] / s_count if s_count else None
+                prev = previous.get(g)
+                item: dict[str, Any] = {}
+                if period:
+                    item.update(period=label, period_from=total["period_from"], period_to=total["period_to"])
+                item[by] = g
+                item.update({k: total[k] for k in ("start_customers", "new_customers", "reactivated_customers")})
+                item.update(
+                    churned_customers=int(row["churned_customers"]),
+                    churned_from_start=int(row["churned_from_start"]),
+                    end_customers=total["end_customers"],
+                    share_of_churned=_round(row["churned_customers"] / total["churned_customers"])
+                    if total["churned_customers"]
+                    else None,
+                    churn_rate=_round(rate),
+                    retention_rate=_round(1 - rate) if rate is not None else None,
+                    churn_rate_change=_round(rate - prev) if rate is not None and prev is not None else None,
+                )
+                previous[g] = rate
+                out.append(item)
         return out
 
     totals = run(whole, None)[0]
