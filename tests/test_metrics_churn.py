@@ -293,3 +293,21 @@ def test_by_reason_lists_every_reason_in_every_period(store) -> None:
     assert price["2024-Q4"]["churn_rate_change"] == pytest.approx(price["2024-Q4"]["churn_rate"])
     assert price["2024-Q1"]["share_of_churned"] == pytest.approx(1.0)  # B was Q1's only churn
     assert {r["reason"] for r in rows} == {"price", "service"}
+
+
+def test_a_recorded_churn_event_confirms_churn_inside_the_grace_period(store) -> None:
+    rules = ActivityRules(grace_days=30, as_of=D(2024, 3, 20))  # B ended 2024-03-15: may still renew
+    assert dict(((c, n), e) for c, n, _, e in spells(store, rules))[("B", 1)] is None
+    churnguard.ingest_table(
+        store, "churn_events", pa.table({"customer_id": ["B"], "churn_date": ["2024-03-15"]}), as_of=AS_OF
+    )
+    assert dict(((c, n), e) for c, n, _, e in spells(store, rules))[("B", 1)] == D(2024, 3, 15)
+
+
+def test_telco_snapshot_churners_count_as_churned(tmp_path: Path) -> None:
+    from churnguard.datasets.real import load_dataset
+
+    s = churnguard.connect(tmp_path / "t.duckdb")
+    load_dataset(s, "telco")
+    t = churn_report(s, rules=rules_for(s), start=D(2019, 7, 1), end=D(2019, 9, 30)).totals
+    assert t["churned_customers"] == 1869

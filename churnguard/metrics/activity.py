@@ -8,8 +8,9 @@ is a *reactivation*.  The spell's ``end_date`` is its **churn date** (the last a
 Contractual data (subscriptions)
     Subscriptions are merged into spells: a subscription that starts no later than
     ``grace_days`` after the latest end so far continues the spell (a renewal, a plan change).
-    A spell ends on the end date of its last subscription — but only once the grace period
-    has passed by the as-of date; until then the customer may still renew and counts as active.
+    A spell ends on the end date of its last subscription — once the grace period has passed
+    by the as-of date, or at once where ``churn_events`` records the churn (within the grace
+    period of that end); until then the customer may still renew and counts as active.
 
 Non-contractual data (transactions, or events)
     Activity days are merged into spells: a gap longer than ``inactivity_days`` between two
@@ -120,7 +121,12 @@ def spells_sql(rules: ActivityRules) -> tuple[str, dict[str, object]]:
           SELECT customer_id, spell_no, min(start_date) AS start_date, max(end_date) AS end_date FROM f GROUP BY ALL
         )
         SELECT customer_id, spell_no, start_date,
-               CASE WHEN end_date + CAST($grace AS INTEGER) <= $as_of THEN end_date END AS end_date,
+               CASE WHEN end_date + CAST($grace AS INTEGER) <= $as_of
+                      OR (end_date <= $as_of AND EXISTS (
+                            SELECT 1 FROM churn_events e WHERE e.customer_id = g.customer_id
+                            AND e.churn_date BETWEEN g.end_date - CAST($grace AS INTEGER)
+                                                 AND g.end_date + CAST($grace AS INTEGER)))
+                    THEN end_date END AS end_date,
                spell_no = 1 AS first_spell
         FROM g WHERE start_date <= $as_of
         """
