@@ -311,3 +311,11 @@ def test_telco_snapshot_churners_count_as_churned(tmp_path: Path) -> None:
     load_dataset(s, "telco")
     t = churn_report(s, rules=rules_for(s), start=D(2019, 7, 1), end=D(2019, 9, 30)).totals
     assert t["churned_customers"] == 1869
+
+
+def test_a_churn_event_after_the_as_of_date_is_not_known_yet(store) -> None:
+    churnguard.ingest_table(
+        store, "churn_events", pa.table({"customer_id": ["B"], "churn_date": ["2024-03-25"]}), as_of=AS_OF
+    )
+    rules = ActivityRules(grace_days=30, as_of=D(2024, 3, 20))  # recorded on the 25th: unknown on the 20th
+    assert dict(((c, n), e) for c, n, _, e in spells(store, rules))[("B", 1)] is None

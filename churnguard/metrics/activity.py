@@ -124,6 +124,7 @@ def spells_sql(rules: ActivityRules) -> tuple[str, dict[str, object]]:
                CASE WHEN end_date + CAST($grace AS INTEGER) <= $as_of
                       OR (end_date <= $as_of AND EXISTS (
                             SELECT 1 FROM churn_events e WHERE e.customer_id = g.customer_id
+                            AND e.churn_date <= $as_of  -- nothing after the as-of date is known
                             AND e.churn_date BETWEEN g.end_date - CAST($grace AS INTEGER)
                                                  AND g.end_date + CAST($grace AS INTEGER)))
                     THEN end_date END AS end_date,
