@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import build_demo_store
 
 import churnguard
 from churnguard import LoadSpec, ingest_tables
@@ -264,32 +265,9 @@ def test_reason_mix_shares_and_changes(hand: Store) -> None:
 # -- the demo -----------------------------------------------------------------------------------
 
 
-def demo_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
-    """The demo operator at its default size (20,000 customers, seed 7), contractual tables only.
-
-    Built once per test session into the session's base temp folder and shared by the test
-    modules that need it (tests/test_metrics_alerts.py and tests/test_metrics_changes.py).
-    At 5,000 customers the smart fee rise's extra churn (about 2 pp in six months) is smaller
-    than the noise, and monthly rates of the smaller provinces cross a 3 % ceiling by chance.
-    """
-    path = tmp_path_factory.getbasetemp() / "demo-20000-seed7.duckdb"
-    truth = path.with_suffix(".json")
-    if not truth.exists():  # the truth is written last: its presence says the store is complete
-        from churnguard.datasets.simulator import simulate
-
-        sim = simulate(20_000, seed=7)
-        names = ("branches", "customers", "subscriptions", "churn_events")
-        part = path.with_suffix(".part")
-        with churnguard.connect(part) as s:
-            ingest_tables(s, [LoadSpec(n, sim.tables[n]) for n in names], mode="replace", as_of=sim.end)
-        part.rename(path)
-        truth.write_text(json.dumps(sim.truth), encoding="utf-8")
-    return path, json.loads(truth.read_text(encoding="utf-8"))
-
-
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Store, dict]]:
-    path, truth = demo_store(tmp_path_factory)
+    path, truth = build_demo_store(tmp_path_factory)
     with churnguard.connect(path, read_only=True) as s:
         yield s, truth
 

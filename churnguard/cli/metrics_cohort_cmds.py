@@ -238,8 +238,14 @@ def implicit(
         str, typer.Option("--source", help="Activity: events or transactions (rows counted).")
     ] = "events",
     min_baseline: Annotated[
-        float, typer.Option("--min-baseline", help="Least baseline rows per 30 days of a judged customer.")
+        float, typer.Option("--min-baseline", help="Least baseline activity per 30 days of a judged customer.")
     ] = 1.0,
+    measure: Annotated[
+        str, typer.Option("--measure", help="rows (how often) or value (how much: events' value, amounts).")
+    ] = "rows",
+    event_type: Annotated[
+        str | None, typer.Option("--event-type", help="Only events of this type, e.g. data_mb.", show_default=False)
+    ] = None,
     limit: Annotated[int, typer.Option("--limit", help="Most customers listed (largest falls first).")] = 100,
     branch: BranchOption = None,
     churn_definition: ChurnDefinitionOption = None,
@@ -264,6 +270,8 @@ def implicit(
             min_baseline=min_baseline,
             branch=branch,
             limit=limit,
+            measure=measure,
+            event_type=event_type,
         )
     if fmt == OutputFormat.json:
         print_json(report.to_dict())

@@ -76,10 +76,16 @@ class ImplicitChurnReport:
         }
 
 
-def implicit_churn_sql(rules: ActivityRules, source: str, branch: str | None) -> tuple[str, dict[str, Any]]:
+def implicit_churn_sql(
+    rules: ActivityRules, source: str, branch: str | None, *, measure: str = "rows", event_type: str | None = None
+) -> tuple[str, dict[str, Any]]:
     """SQL of the report: one row with the three counts and the list of the largest falls (module docstring)."""
     if source not in SOURCES:
         raise ConfigError(f'activity source: expected events or transactions, got "{source}".')
+    if measure not in ("rows", "value"):
+        raise ConfigError(f'activity measure: expected rows or value, got "{measure}".')
+    amount = "1" if measure == "rows" else ("coalesce(value, 0)" if source == "events" else "coalesce(amount, 0)")
+    of_type = "AND event_type = $event_type" if event_type is not None and source == "events" else ""
     spells, sparams = spells_sql(rules)
     scope, cparams = customer_scope_sql(branch)
     sql = f"""
@@ -90,10 +96,10 @@ def implicit_churn_sql(rules: ActivityRules, source: str, branch: str | None) ->
     ),
     rows_in AS (  -- ts bounds as timestamps so that the engine can skip row groups by ts
       SELECT customer_id,
-             count(*) FILTER (WHERE ts >= $recent_from_ts) AS recent_rows,
-             count(*) FILTER (WHERE ts < $recent_from_ts) AS baseline_rows
+             sum({amount}) FILTER (WHERE ts >= $recent_from_ts) AS recent_rows,
+             sum({amount}) FILTER (WHERE ts < $recent_from_ts) AS baseline_rows
       FROM {source}
-      WHERE ts >= $baseline_from_ts AND ts < $after_ts
+      WHERE ts >= $baseline_from_ts AND ts < $after_ts {of_type}
       GROUP BY customer_id
     ),
     per AS MATERIALIZED (
@@ -117,7 +123,8 @@ def implicit_churn_sql(rules: ActivityRules, source: str, branch: str | None) ->
                         ORDER BY change, baseline_rate DESC, customer_id)[1:$limit]
             FROM churners) AS customers
     """
-    return sql, {**sparams, **cparams}
+    extra = {"event_type": event_type} if of_type else {}
+    return sql, {**sparams, **cparams, **extra}
 
 
 def implicit_churn(
@@ -132,6 +139,8 @@ def implicit_churn(
     branch: str | None = None,
     limit: int = 100,
     rules: ActivityRules | None = None,
+    measure: str = "rows",
+    event_type: str | None = None,
 ) -> ImplicitChurnReport:
     """Active customers whose activity rate fell by more than ``drop`` against their own baseline.
 
@@ -143,7 +152,11 @@ def implicit_churn(
     recent_days, baseline_days : the lengths of the recent window and of the baseline window before it.
     drop : the fall that makes implicit churn, as a share of the baseline rate, 0 < drop < 1.
     source : ``events`` (usage) or ``transactions`` (purchases, bills, payments).
-    min_baseline : the least baseline rate (rows per 30 days) of a judged customer.
+    min_baseline : the least baseline rate (of the measure, per 30 days) of a judged customer.
+    measure : ``rows`` (how often: rows per 30 days) or ``value`` (how much: the sum of events'
+        ``value`` or transactions' ``amount`` per 30 days) — ``value`` needs one unit, so pair it
+        with ``event_type`` for events.
+    event_type : only events of this type (e.g. ``data_mb``).
     branch : limit to this branch's subtree (default: the whole company).
     limit : the most customers listed (the largest falls first).
     rules : the churn definition that says who is active (default: :func:`rules_for` the store).
@@ -182,7 +195,7 @@ def implicit_churn(
     rules = dataclasses.replace(rules, as_of=day)
     recent_from = day - dt.timedelta(days=recent_days - 1)
     baseline_from = recent_from - dt.timedelta(days=baseline_days)
-    sql, params = implicit_churn_sql(rules, source, branch)
+    sql, params = implicit_churn_sql(rules, source, branch, measure=measure, event_type=event_type)
     params.update(
         as_of=day,
         recent_days=recent_days,
@@ -217,6 +230,8 @@ def implicit_churn(
             "baseline_days": baseline_days,
             "drop": drop,
             "source": source,
+            "measure": measure,
+            "event_type": event_type,
             "min_baseline": min_baseline,
             "limit": limit,
         },
