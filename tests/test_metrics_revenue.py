@@ -68,7 +68,7 @@ MOVES = [
     ("E", "basic", D(2024, 3, 1), None, 70.0),  # new: 0 -> 70
     ("F", "basic", D(2022, 1, 1), D(2023, 5, 31), 25.0),  # reactivation: paid before, 0 -> 25
     ("F", "basic", D(2024, 6, 1), None, 25.0),
-    ("G", "basic", D(2024, 2, 1), D(2024, 3, 31), 99.0),  # joined and left inside: no movement
+    ("G", "basic", D(2024, 2, 1), D(2024, 3, 31), 99.0),  # joined and left inside Q1: no movement
 ]
 
 
@@ -124,12 +124,17 @@ def test_chartmogul_worked_example(store: Store) -> None:
 
 
 def test_the_days_themselves_count(store: Store) -> None:
-    # A starts on the first day: part of the start MRR.  B ends on the last day: still in the end MRR.
+    # A starts on the first day: new in the period.  B's last day is the period's last day: B churned
+    # in the period (as in the churn counts, where a last day inside the period is a churn).
     load(store, [("A", "p", D(2024, 1, 1), None, 10.0), ("B", "p", D(2023, 1, 1), D(2024, 12, 31), 5.0)])
     d = revenue_retention(store, **YEAR).to_dict()
-    assert (d["start_mrr"], d["end_mrr"], d["new_mrr"], d["churned_mrr"]) == (15, 15, 0, 0)
+    assert (d["start_mrr"], d["end_mrr"], d["new_mrr"], d["churned_mrr"]) == (5, 10, 10, 5)
+    # A day wider on both sides: the same movements.
     d = revenue_retention(store, start=D(2023, 12, 31), end=D(2025, 1, 1)).to_dict()
     assert (d["start_mrr"], d["end_mrr"], d["new_mrr"], d["churned_mrr"]) == (5, 10, 10, 5)
+    # A day narrower on both sides: A is already there, B not yet gone.
+    d = revenue_retention(store, start=D(2024, 1, 2), end=D(2024, 12, 30)).to_dict()
+    assert (d["start_mrr"], d["end_mrr"], d["new_mrr"], d["churned_mrr"]) == (15, 15, 0, 0)
 
 
 def test_periods_chain_and_each_balances(store: Store) -> None:
@@ -137,7 +142,7 @@ def test_periods_chain_and_each_balances(store: Store) -> None:
     report = revenue_retention(store, **YEAR, period="quarter")
     rows = report.rows
     assert [r["period"] for r in rows] == ["2024-Q1", "2024-Q2", "2024-Q3", "2024-Q4"]
-    assert [r["mrr_from_day"] for r in rows] == ["2024-01-01", "2024-03-31", "2024-06-30", "2024-09-30"]
+    assert [r["mrr_from_day"] for r in rows] == ["2023-12-31", "2024-03-31", "2024-06-30", "2024-09-30"]
     assert rows[0]["start_mrr"] == report.totals["start_mrr"]
     assert rows[-1]["end_mrr"] == report.totals["end_mrr"]
     for a, b in itertools.pairwise(rows):
@@ -145,8 +150,9 @@ def test_periods_chain_and_each_balances(store: Store) -> None:
     for r in rows:
         assert identity(r) == 0
     q1, q2, q3 = rows[0], rows[1], rows[2]
-    assert (q1["new_mrr"], q1["end_mrr"]) == (70 + 99, 419)  # E joins; so does G (Feb 1; still on Mar 31)
-    assert (q2["churned_mrr"], q2["expansion_mrr"], q2["contraction_mrr"], q2["reactivation_mrr"]) == (99, 30, 40, 25)
+    # E joins in Q1; G joins on Feb 1 and its last day is Mar 31: in and out inside Q1, no movement.
+    assert (q1["new_mrr"], q1["end_mrr"]) == (70, 320)
+    assert (q2["churned_mrr"], q2["expansion_mrr"], q2["contraction_mrr"], q2["reactivation_mrr"]) == (0, 30, 40, 25)
     assert (q2["end_mrr"], q3["churned_mrr"]) == (335, 40)  # D leaves in Q3
     assert report.to_dict()["rows"] == rows
 

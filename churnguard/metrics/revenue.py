@@ -1,9 +1,11 @@
 """Revenue retention for subscription data: MRR, its movements, GRR and NRR (docs/metrics-loss.md).
 
-**MRR at a day d** of a customer is the sum of ``recurring_revenue`` of their subscriptions active
-that day: ``start_date ≤ d`` and (``end_date`` empty or ``end_date ≥ d``).  Between two days d0
-and d1 each customer's MRR moves from m0 = MRR(d0) to m1 = MRR(d1), and exactly one movement
-applies:
+**MRR at the close of a day d** of a customer is the sum of ``recurring_revenue`` of their
+subscriptions still running after that day: ``start_date ≤ d`` and (``end_date`` empty or
+``end_date > d``) — a subscription's ``end_date`` is its last day, so on the close of that day it
+is gone (the same boundary as the churn counts of docs/metrics.md, where a customer whose last
+day is in the period has churned in it).  Between the close of d0 and the close of d1 each
+customer's MRR moves from m0 = MRR(d0) to m1 = MRR(d1), and exactly one movement applies:
 
 ============  =====================================================  ===========
 movement      condition                                              amount
@@ -22,11 +24,12 @@ notes, shared/field/commercial_and_benchmarks.md §B1.5):
     GRR = (MRR0 − contraction − churned) / MRR0
     NRR = (MRR0 + expansion − contraction − churned) / MRR0
 
-Reactivation and new MRR are in neither ratio.  Per-period rows chain: a row compares the MRR
-of the previous period's last day (``mrr_from_day``; ``start`` for the first row) with the MRR of
-its own last day, so one row's end MRR is the next row's start MRR, the first row's start MRR is
-the report's, and the last row's end MRR is the report's.  A subscription that starts on
-``start`` is therefore part of the start MRR, not new.
+Reactivation and new MRR are in neither ratio.  For the period ``[start, end]``, d0 is the day
+before ``start`` (the start MRR is what runs into the period) and d1 is ``end``.  Per-period rows
+chain: a row compares the MRR at the close of the previous row's last day (``mrr_from_day``; the
+day before ``start`` for the first row) with the MRR at the close of its own last day, so one
+row's end MRR is the next row's start MRR.  A subscription that starts on ``start`` is new; one
+whose last day is ``end`` has churned in the period.
 """
 
 from __future__ import annotations
@@ -89,9 +92,9 @@ def _movements_sql(branch: str | None) -> tuple[str, dict[str, Any]]:
       FROM subscriptions s JOIN ({scope}) sc ON sc.customer_id = s.customer_id
     ), a AS (
       SELECT b.label, s.*,
-             s.start_date <= b.d0 AND (s.end_date IS NULL OR s.end_date >= b.d0) AS at0,
-             s.start_date <= b.d1 AND (s.end_date IS NULL OR s.end_date >= b.d1) AS at1,
-             s.start_date < b.d0 AS before0
+             s.start_date <= b.d0 AND (s.end_date IS NULL OR s.end_date > b.d0) AS at0,
+             s.start_date <= b.d1 AND (s.end_date IS NULL OR s.end_date > b.d1) AS at1,
+             s.start_date <= b.d0 AS before0
       FROM b JOIN s ON s.start_date <= b.d1
     ), m AS (
       SELECT label, customer_id,
@@ -176,9 +179,10 @@ def revenue_retention(
         raise ConfigError(f'--period: expected one of {", ".join(PERIODS)}, got "{period}".')
     if branch is not None:
         check_branch(store, branch)
-    spans = [("all", start, end)]
+    opening = start - dt.timedelta(days=1)  # the start MRR is what runs into the period
+    spans = [("all", opening, end)]
     calendar = periods_between(start, end, period) if period is not None else []  # type: ignore[arg-type]
-    previous = start
+    previous = opening
     for label, _, p_to in calendar:
         spans.append((label, previous, p_to))  # chained: the previous row's last day opens this row
         previous = p_to
