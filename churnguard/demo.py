@@ -71,12 +71,32 @@ def _metrics(ctx: DemoContext) -> Any:
     return churn_report(ctx.store, start=start, end=end, rules=rules, by="branch")
 
 
+def _report(ctx: DemoContext) -> Any:
+    """The periodic churn report of the last 12 full months, written next to the store; its path.
+
+    In-memory stores have no folder to write to: the step is skipped (``None``).
+    """
+    from pathlib import Path
+
+    from churnguard.metrics import rules_for
+    from churnguard.reports import default_range, write_churn_report
+
+    if ctx.store.url.path == ":memory:":
+        return None
+    store_path = Path(ctx.store.url.path)
+    rules = rules_for(ctx.store)
+    start, end = default_range(rules)
+    out = store_path.with_name(f"{store_path.stem}-report.html")
+    return write_churn_report(ctx.store, out, start=start, end=end, rules=rules).path
+
+
 def demo_steps() -> list[DemoStep]:
     """The demo's steps in order (serving the dashboard is the CLI's last step)."""
     return [
         DemoStep("simulate", "Simulating a telecom operator", _simulate),
         DemoStep("load", "Loading the canonical tables", _load),
         DemoStep("metrics", "Measuring churn", _metrics),
+        DemoStep("report", "Writing the churn report", _report),
     ]
 
 

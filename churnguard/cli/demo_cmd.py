@@ -45,6 +45,7 @@ def demo(
         summaries = table_summaries(store)
         tree = branch_summaries(store, max_level=1)
     churn = result.outputs.get("metrics")
+    report = result.outputs.get("report")
     if fmt == OutputFormat.json:
         print_json(
             {
@@ -55,6 +56,7 @@ def demo(
                 "tables": [s.to_dict() for s in summaries],
                 "branches": [b.to_dict() for b in tree],
                 "churn": churn.to_dict() if churn is not None else None,
+                "report": str(report) if report is not None else None,
             }
         )
     else:
@@ -62,6 +64,8 @@ def demo(
         render_branches(tree, settings.lang)
         if churn is not None:
             render_churn_summary(churn)
+        if report is not None:
+            console.print(f"\nThe periodic churn report: {report}", highlight=False, soft_wrap=True)
     if not no_serve:
         serve_dashboard(settings.db, fmt)
 
