@@ -91,8 +91,16 @@ def serve_dashboard(db: str, fmt: OutputFormat) -> None:
     """The final demo step. The web dashboard is not part of this version yet, so say what to do instead."""
     if fmt == OutputFormat.json:
         return
+    from churnguard.store.connection import DEFAULT_URL
+
+    cli = "churnguard" if db == DEFAULT_URL else f"churnguard --db {db}"
     console.print(
-        "\nThe web dashboard is not in this version yet. Explore the demo store with:\n"
-        f"  churnguard --db {db} tables\n"
-        f"  churnguard --db {db} branches"
+        "\nThe web dashboard is not in this version yet: open the report above in a browser, "
+        "and explore the demo store with:\n"
+        f"  {cli} tables\n"
+        f"  {cli} metrics churn --from 2025-01-01 --to 2025-12-31 --period quarter --by branch\n"
+        f"  {cli} metrics loss --from 2025-01-01 --to 2025-12-31 --by reason\n"
+        f"  {cli} --lang zh report --out report-zh.html",
+        highlight=False,
+        soft_wrap=True,
     )
