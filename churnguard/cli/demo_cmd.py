@@ -91,9 +91,12 @@ def serve_dashboard(db: str, fmt: OutputFormat) -> None:
     """The final demo step. The web dashboard is not part of this version yet, so say what to do instead."""
     if fmt == OutputFormat.json:
         return
+    import sys
+
     from churnguard.store.connection import DEFAULT_URL
 
-    cli = "churnguard" if db == DEFAULT_URL else f"churnguard --db {db}"
+    program = sys.argv[0] if sys.argv and sys.argv[0].endswith("churnguard") else "churnguard"
+    cli = program if db == DEFAULT_URL else f"{program} --db {db}"
     console.print(
         "\nThe web dashboard is not in this version yet: open the report above in a browser, "
         "and explore the demo store with:\n"
