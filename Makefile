@@ -6,7 +6,7 @@ UV     := $(BIN)/uv
 STAMP  := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: install install-test demo test lint lock system-deps clean docs
+.PHONY: install install-test install-bench demo test lint lock system-deps clean docs
 
 install: $(STAMP)
 
@@ -49,6 +49,11 @@ docs: install
 lock:
 	$(UV) pip compile --quiet pyproject.toml -o requirements.lock --python-version 3.11
 	$(UV) pip compile --quiet pyproject.toml --extra test -o requirements-test.lock --python-version 3.11
+	$(UV) pip compile --quiet pyproject.toml --extra test --extra bench -o requirements-bench.lock --python-version 3.11
+
+# What the benchmarks compare against (lifetimes for BG/NBD); not needed by the tests.
+install-bench: $(TEST_STAMP)
+	$(UV) pip install --quiet --python $(BIN)/python -r requirements-bench.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

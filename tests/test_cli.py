@@ -127,7 +127,7 @@ def test_schema_and_migrate_as_json(tmp_path: Path) -> None:
     ]
     r = cg("--db", str(tmp_path / "m.duckdb"), "migrate", "--format", "json")
     data = json.loads(r.stdout)
-    assert data["from_version"] == 0 and [m["version"] for m in data["applied"]] == [1, 2]
+    assert data["from_version"] == 0 and [m["version"] for m in data["applied"]] == [1, 2, 3]
     r = cg("--db", str(tmp_path / "m.duckdb"), "migrate", "--format", "json")
     assert json.loads(r.stdout)["applied"] == []
 

@@ -51,9 +51,41 @@ def _create_ingest_log(con: Any) -> None:
     )
 
 
+def _create_customer_value(con: Any) -> None:
+    con.execute(
+        """
+        CREATE TABLE IF NOT EXISTS customer_value (
+          customer_id VARCHAR,
+          as_of DATE,
+          recency_days INTEGER,
+          frequency BIGINT,
+          monetary DOUBLE,
+          r_score INTEGER,
+          f_score INTEGER,
+          m_score INTEGER,
+          rfm_segment VARCHAR,
+          value DOUBLE,
+          value_basis VARCHAR,
+          tier VARCHAR,
+          lifecycle_stage VARCHAR,
+          expected_transactions DOUBLE,
+          p_alive DOUBLE,
+          clv DOUBLE,
+          clv_model VARCHAR,
+          updated_at TIMESTAMP
+        )
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "canonical tables", _create_canonical_tables),
     Migration(2, "ingest_log: one row per load, for provenance", _create_ingest_log),
+    Migration(
+        3,
+        "customer_value: value tiers, RFM, lifecycle stage and CLV per customer, as of a date",
+        _create_customer_value,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
