@@ -67,11 +67,13 @@ FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Outp
 
 
 def _register() -> None:
-    from churnguard.cli import data_cmds, datasets_cmds, demo_cmd, metrics_cmds, report_cmd
+    from churnguard.cli import clv_cmds, data_cmds, datasets_cmds, demo_cmd, metrics_cmds, report_cmd, segment_cmds
 
     data_cmds.register(app)
     datasets_cmds.register(app)
     metrics_cmds.register(app)
+    segment_cmds.register(app)
+    clv_cmds.register(app)
     report_cmd.register(app)
     demo_cmd.register(app)
 
