@@ -465,8 +465,7 @@ def test_key_accounts_flagged_vip_or_a_in_any_case(store: Store) -> None:
 
 def test_key_accounts_from_customer_value_tier_a(store: Store) -> None:
     key_store(store, [None] * 6)
-    store.execute("CREATE TABLE customer_value (customer_id VARCHAR, tier VARCHAR)")
-    store.execute("INSERT INTO customer_value VALUES ('K5', 'a'), ('K1', 'B')")
+    store.execute("INSERT INTO customer_value (customer_id, tier) VALUES ('K5', 'a'), ('K1', 'B')")
     k = key_account_churn(store, **YEAR, rules=RULES)
     assert k["selection"]["method"] == "flagged"
     assert "customer_value.tier" in k["selection"]["rule"]
