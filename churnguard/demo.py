@@ -90,12 +90,20 @@ def _report(ctx: DemoContext) -> Any:
     return write_churn_report(ctx.store, out, start=start, end=end, rules=rules).path
 
 
+def _segments(ctx: DemoContext) -> Any:
+    """RFM, ABC value tiers and lifecycle stages, stored per customer (customer_value)."""
+    from churnguard.segments import segment_customers
+
+    return segment_customers(ctx.store)
+
+
 def demo_steps() -> list[DemoStep]:
     """The demo's steps in order (serving the dashboard is the CLI's last step)."""
     return [
         DemoStep("simulate", "Simulating a telecom operator", _simulate),
         DemoStep("load", "Loading the canonical tables", _load),
         DemoStep("metrics", "Measuring churn", _metrics),
+        DemoStep("segments", "Valuing customers (RFM, ABC tiers, lifecycle)", _segments),
         DemoStep("report", "Writing the churn report", _report),
     ]
 
