@@ -256,3 +256,21 @@ def test_holdout_check_on_cdnow_sample(sample_store: churnguard.Store) -> None:
     assert zero["frequency"] == "0" and zero["actual_mean"] == pytest.approx(0.24, abs=0.01)
     assert zero["predicted_mean"] == pytest.approx(0.23, abs=0.01)
     assert abs(h["error_pct"]) < 20
+
+
+def test_a_contractual_store_is_scored_with_sbg_even_with_bills(tmp_path: Path) -> None:
+    from conftest import build_demo_store
+
+    from churnguard.clv.score import score_customers
+
+    class Factory:  # build_demo_store needs only getbasetemp()
+        def getbasetemp(self) -> Path:
+            return tmp_path
+
+    path, _ = build_demo_store(Factory(), customers=2000)  # type: ignore[arg-type]
+    with churnguard.connect(path) as s:
+        result = score_customers(s)
+        assert result.model == "sbg"  # contractual: subscriptions, although bills are transactions too
+        n, with_clv = s.execute("SELECT count(*), count(clv) FROM customer_value").fetchone()
+        assert n == 2000 and with_clv > 0
+        assert score_customers(s, approach="non_contractual").model.startswith("bgnbd")

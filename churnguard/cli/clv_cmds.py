@@ -148,6 +148,15 @@ def score(
     discount: Annotated[float, typer.Option("--discount", help="Discount rate per month.")] = 0.01,
     margin: Annotated[float, typer.Option("--margin", help="Margin as a share of revenue.")] = 0.3,
     time_unit: TimeUnitOption = "week",
+    approach: Annotated[
+        str | None,
+        typer.Option(
+            "--approach",
+            help="contractual (sBG on subscriptions) or non_contractual (BG/NBD × Gamma-Gamma); "
+            "default: the store's churn definition.",
+            show_default=False,
+        ),
+    ] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Fit on all data to the as-of date; write CLV, P(alive), expected transactions into customer_value."""
@@ -156,7 +165,12 @@ def score(
 
     with connect(settings_of(ctx).db) as store:
         result = score_customers(
-            store, horizon_months=horizon_months, discount=discount, margin=margin, time_unit=time_unit
+            store,
+            horizon_months=horizon_months,
+            discount=discount,
+            margin=margin,
+            time_unit=time_unit,
+            approach=approach,
         )
     data = result.to_dict()
     if fmt == OutputFormat.json:

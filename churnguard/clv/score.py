@@ -102,8 +102,14 @@ def score_customers(
     discount: float = 0.01,
     margin: float = 0.3,
     time_unit: str = "week",
+    approach: str | None = None,
 ) -> ClvScores:
     """Fit the store's CLV models on all its data to the as-of date, write ``customer_value`` and report.
+
+    ``approach``: ``non_contractual`` (BG/NBD × Gamma-Gamma on transactions) or ``contractual`` (sBG
+    on subscription tenure × recurring revenue); by default the store's churn definition decides
+    (a contractual store with subscriptions — the demo operator, IBM Telco — is scored with sBG, even
+    if it also has bills among its transactions; a store without transactions is contractual).
 
     Only the columns ``expected_transactions, p_alive, clv, clv_model, as_of, updated_at`` are written:
     an existing row (by ``customer_id``) is updated, keeping its other columns; a new customer gets a row.
@@ -116,9 +122,17 @@ def score_customers(
         raise ClvDataError(f"--margin: expected a share of revenue in (0, 1], got {margin}.")
     if discount <= -1:
         raise ClvDataError(f"--discount: expected a monthly rate > −1 (e.g. 0.01), got {discount}.")
-    as_of = rules_for(store).as_of
+    rules = rules_for(store)
+    as_of = rules.as_of
     has_tx = store.execute("SELECT count(*) > 0 FROM transactions").fetchone()[0]
-    if has_tx:
+    has_subs = store.execute("SELECT count(*) > 0 FROM subscriptions").fetchone()[0]
+    if approach is None:
+        approach = (
+            "contractual" if (rules.definition == "contractual" and has_subs) or not has_tx else "non_contractual"
+        )
+    if approach not in ("contractual", "non_contractual"):
+        raise ClvDataError(f'CLV approach: expected contractual or non_contractual, got "{approach}".')
+    if approach == "non_contractual":
         scores, fits, notes, model = _non_contractual(store, as_of, horizon_months, discount, margin, time_unit)
     else:
         scores, fits, notes, model = _contractual(store, as_of, horizon_months, discount, margin)
