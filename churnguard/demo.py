@@ -97,6 +97,13 @@ def _segments(ctx: DemoContext) -> Any:
     return segment_customers(ctx.store)
 
 
+def _clv(ctx: DemoContext) -> Any:
+    """Customer lifetime value, P(alive) and expected transactions per customer (customer_value)."""
+    from churnguard.clv.score import score_customers
+
+    return score_customers(ctx.store)
+
+
 def demo_steps() -> list[DemoStep]:
     """The demo's steps in order (serving the dashboard is the CLI's last step)."""
     return [
@@ -104,6 +111,7 @@ def demo_steps() -> list[DemoStep]:
         DemoStep("load", "Loading the canonical tables", _load),
         DemoStep("metrics", "Measuring churn", _metrics),
         DemoStep("segments", "Valuing customers (RFM, ABC tiers, lifecycle)", _segments),
+        DemoStep("clv", "Customer lifetime value", _clv),
         DemoStep("report", "Writing the churn report", _report),
     ]
 
