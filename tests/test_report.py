@@ -297,3 +297,71 @@ def test_cli_refuses_half_a_range_and_unknown_languages(demo: dict[str, Any]) ->
         timeout=120,
     )
     assert r.returncode == 2 and "--lang" in r.stderr and not (demo["folder"] / "x.html").exists()
+
+
+# --- customer value -----------------------------------------------------------------------------
+
+
+def test_the_value_section_shows_the_stored_tiers_with_their_churn(browser: Any, demo: dict[str, Any]) -> None:
+    """The demo stores tiers, RFM, lifecycle and CLV before writing its report: the value section shows them."""
+    page, errors, _ = open_report(browser, Path(demo["demo"]["report"]))
+    try:
+        section = page.locator("#value")
+        assert section.locator("h2").inner_text().endswith("Customer value")
+        for tier in ("A", "B", "C"):
+            assert section.locator(f'tr[data-tier="{tier}"]').count() == 1
+        for chart in ("chart-value-tiers", "chart-value-rfm", "chart-value-stages"):
+            assert section.locator(f"#{chart} .main-svg").count() >= 1, chart
+        assert section.locator('[data-key="clv_total"]').count() == 1
+        assert section.locator("#chart-value-holdout").count() == 0  # contractual: no BG/NBD check
+        section.screenshot(path="/tmp/churnguard-report-value.png")
+    finally:
+        page.close()
+    assert errors == []
+    with churnguard.connect(demo["db"]) as store:
+        rules = rules_for(store)
+        rows = churn_report(store, start=demo["start"], end=demo["end"], rules=rules, by="tier").rows
+    html = Path(demo["demo"]["report"]).read_text(encoding="utf-8")
+    value = html[html.index('<section id="value"') : html.index('<section id="loss"')]
+    a = next(r for r in rows if r["tier"] == "A")["churn_rate"]
+    assert f'data-value="{a}">{a * 100:.2f} %<' in value
+
+
+def test_a_non_contractual_report_shows_the_bgnbd_holdout_check(browser: Any, tmp_path: Path) -> None:
+    from churnguard.clv.score import holdout_check
+    from churnguard.datasets.real import load_dataset
+    from churnguard.reports import write_churn_report
+    from churnguard.reports.data import HOLDOUT_TIME_UNIT, holdout_calibration_end
+
+    out = {lang: tmp_path / f"cdnow-{lang}.html" for lang in ("en", "zh")}
+    with churnguard.connect(tmp_path / "cdnow.duckdb") as store:
+        load_dataset(store, "cdnow-sample")
+        rules = rules_for(store)
+        assert rules.definition == "non_contractual"
+        start, end = default_range(rules)
+        for lang, path in out.items():
+            write_churn_report(store, path, start=start, end=end, lang=lang, rules=rules)
+        cal_end, fallback = holdout_calibration_end(store, rules, start)
+        expected = holdout_check(store, calibration_end=cal_end, time_unit=HOLDOUT_TIME_UNIT)
+        # A period ending at the as-of date leaves < 8 weeks after its start: calibrate to the data's middle.
+        late, fell_back = holdout_calibration_end(store, rules, rules.as_of - dt.timedelta(days=20))
+        assert fell_back and late == dt.date(1997, 1, 1) + (rules.as_of - dt.date(1997, 1, 1)) / 2
+    assert cal_end == start - dt.timedelta(days=1) and not fallback
+    page, errors, _ = open_report(browser, out["en"])
+    try:
+        section = page.locator("#value")
+        assert section.locator("#chart-value-holdout .main-svg").count() >= 1
+        predicted = section.locator('[data-key="holdout_predicted_total"] .kpi-value')
+        actual = section.locator('[data-key="holdout_actual_total"] .kpi-value')
+        assert float(predicted.get_attribute("data-value")) == expected.predicted_total
+        assert int(actual.get_attribute("data-value")) == expected.actual_total
+        assert predicted.inner_text() == f"{expected.predicted_total:,.1f}"
+        assert actual.inner_text() == f"{expected.actual_total:,}"
+        # No segmentation stored yet: the section says how to compute it.
+        assert "churnguard segment run" in section.locator(".message").inner_text()
+        section.screenshot(path="/tmp/churnguard-report-holdout.png")
+    finally:
+        page.close()
+    assert errors == []
+    zh = out["zh"].read_text(encoding="utf-8")
+    assert "BG/NBD 模型留出期检验" in zh and 'id="chart-value-holdout"' in zh

@@ -306,3 +306,67 @@ def line(div_id: str, *, xs: Sequence[Any], ys: Sequence[float | None], title: s
     fig = go.Figure(go.Scatter(x=list(xs), y=list(ys), mode="lines+markers", line={"color": RETAIN, "width": 2.5}))
     fig.update_layout(title=title, xaxis={"title": x_title}, yaxis={"tickformat": ".0%"}, showlegend=False)
     return _html(fig, div_id, 280)
+
+
+def grouped_shares(
+    div_id: str, *, names: Sequence[str], series: dict[str, Sequence[float | None]], title: str, horizontal: bool
+) -> str:
+    """Grouped bars of shares (e.g. share of customers and share of value per tier or segment)."""
+    fig = go.Figure()
+    colors = (RETAIN, PALETTE[1])
+    cat, val = ("y", "x") if horizontal else ("x", "y")
+    for i, (label, values) in enumerate(series.items()):
+        vals = list(values)
+        fig.add_bar(
+            **({"y": list(names), "x": vals, "orientation": "h"} if horizontal else {"x": list(names), "y": vals}),
+            name=label,
+            marker_color=colors[i % len(colors)],
+            text=[None if v is None else f"{v:.0%}" for v in vals],
+            textposition="outside",
+            cliponaxis=False,
+            hovertemplate=f"{label} %{{{cat}}}: %{{{val}:.1%}}<extra></extra>",
+        )
+    axis = {"tickformat": ".0%", "rangemode": "tozero"}
+    if horizontal:
+        fig.update_layout(xaxis=axis, yaxis={"autorange": "reversed"})
+        height = max(300, 110 + 44 * len(names))
+    else:
+        fig.update_layout(yaxis=axis, xaxis={"type": "category"})
+        height = 340
+    fig.update_layout(title=title, barmode="group", bargap=0.25, margin={"t": 72})
+    return _html(fig, div_id, height)
+
+
+def holdout(
+    div_id: str,
+    *,
+    buckets: Sequence[str],
+    actual: Sequence[float],
+    predicted: Sequence[float],
+    labels: dict[str, str],
+) -> str:
+    """BG/NBD holdout check: actual (bars) and predicted (line) mean repeat purchases per calibration frequency."""
+    fig = go.Figure()
+    fig.add_bar(
+        x=list(buckets),
+        y=list(actual),
+        name=labels["actual"],
+        marker_color=MUTED,
+        hovertemplate=f"{labels['actual']} %{{x}}: %{{y:.2f}}<extra></extra>",
+    )
+    fig.add_scatter(
+        x=list(buckets),
+        y=list(predicted),
+        mode="lines+markers",
+        name=labels["predicted"],
+        line={"color": RETAIN, "width": 2.5},
+        marker={"size": 7},
+        hovertemplate=f"{labels['predicted']} %{{x}}: %{{y:.2f}}<extra></extra>",
+    )
+    fig.update_layout(
+        title=labels["title"],
+        xaxis={"title": labels["x"], "type": "category"},
+        yaxis={"title": labels["y"], "rangemode": "tozero"},
+        margin={"t": 72},
+    )
+    return _html(fig, div_id, 340)

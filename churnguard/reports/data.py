@@ -33,6 +33,7 @@ SECTION_IDS: tuple[str, ...] = (
     "trend",
     "reasons",
     "key_accounts",
+    "value",
     "loss",
     "cohorts",
     "survival",
@@ -52,6 +53,10 @@ SCORE_COLUMNS = {
     "date": ("scored_at", "as_of", "score_date", "observation_date", "scored_on", "ts"),
     "reasons": ("top_reasons", "reasons", "reason_codes", "explanation"),
 }
+#: The holdout check needs at least this many days after the calibration end (8 weeks).
+MIN_HOLDOUT_DAYS = 56
+#: The time unit of the BG/NBD holdout check.
+HOLDOUT_TIME_UNIT = "week"
 HEADLINE_KEYS = (
     "start_customers",
     "new_customers",
@@ -296,6 +301,102 @@ def _key_accounts(store: Store, rules: ActivityRules, branch: str | None, data: 
     return Section("key_accounts", data=found)
 
 
+def _value_rows(store: Store, branch: str | None, column: str, measure: str) -> list[dict[str, Any]]:
+    """Customers and Σ ``measure`` per stored ``column`` of ``customer_value``, within the scope."""
+    scope_sql, params = customer_scope_sql(branch)
+    sql = f"""
+    SELECT v.{column} AS key, count(*) AS customers, sum(v.{measure}) AS value,
+           sum(v.clv) AS clv_total, avg(v.clv) AS clv_mean, count(v.clv) AS clv_customers
+    FROM customer_value v JOIN ({scope_sql}) sc ON sc.customer_id = v.customer_id
+    WHERE v.{column} IS NOT NULL
+    GROUP BY ALL
+    """
+    rows = [
+        {
+            "key": k,
+            "customers": n,
+            "value": float(v) if v is not None else None,
+            "clv_total": ct,
+            "clv_mean": cm,
+            "clv_customers": cn,
+        }
+        for k, n, v, ct, cm, cn in store.execute(sql, params).fetchall()
+    ]
+    n_all = sum(r["customers"] for r in rows)
+    v_all = sum(r["value"] or 0 for r in rows)
+    for r in rows:
+        r["share_customers"] = r["customers"] / n_all if n_all else None
+        r["share_value"] = (r["value"] or 0) / v_all if v_all else None
+    return rows
+
+
+def _ordered(rows: list[dict[str, Any]], order: tuple[str, ...]) -> list[dict[str, Any]]:
+    """``rows`` in the order of the keys in ``order``, the others after them by name."""
+    rank = {k: i for i, k in enumerate(order)}
+    return sorted(rows, key=lambda r: (rank.get(r["key"], len(order)), str(r["key"])))
+
+
+def holdout_calibration_end(store: Store, rules: ActivityRules, start: dt.date) -> tuple[dt.date, bool]:
+    """The holdout check's calibration end: the day before the report period (the holdout starts on
+    its first day), or the middle of the data when that leaves less than :data:`MIN_HOLDOUT_DAYS`
+    before the as-of date; and whether it fell back to the middle."""
+    as_of = rules.as_of or settled_until(rules)
+    cal_end = start - dt.timedelta(days=1)
+    if (as_of - cal_end).days >= MIN_HOLDOUT_DAYS:
+        return cal_end, False
+    first = store.execute("SELECT CAST(min(ts) AS DATE) FROM transactions").fetchone()[0]
+    return first + (as_of - first) / 2, True
+
+
+def _value(store: Store, rules: ActivityRules, branch: str | None, data: ReportData) -> Section:
+    """Customer value: the stored ABC tiers (with their churn rate in the period), RFM segments,
+    lifecycle stages and CLV; for non-contractual stores the BG/NBD holdout check."""
+    from churnguard.segments.labels import LIFECYCLE_STAGES, RFM_SEGMENTS, TIERS
+
+    out: dict[str, Any] = {
+        "stored": False,
+        "as_of": None,
+        "tiers": [],
+        "rfm": [],
+        "stages": [],
+        "has_clv": False,
+        "holdout": None,
+        "calibration_end": None,
+        "holdout_fallback": False,
+    }
+    section = Section("value", data=out)
+    if store.has_table("customer_value") and _has_rows(store, "customer_value"):
+        tiers = _ordered(_value_rows(store, branch, "tier", "value"), tuple(TIERS))
+        if tiers:
+            by_tier = churn_report(store, start=data.start, end=data.end, rules=rules, by="tier", branch=branch).rows
+            rates = {r["tier"]: r for r in by_tier}
+            for t in tiers:
+                found = rates.get(t["key"]) or {}
+                t["start_customers"] = found.get("start_customers")
+                t["churned_from_start"] = found.get("churned_from_start")
+                t["churn_rate"] = found.get("churn_rate")
+        out["tiers"] = tiers
+        out["rfm"] = _ordered(_value_rows(store, branch, "rfm_segment", "monetary"), tuple(RFM_SEGMENTS))
+        out["stages"] = _ordered(_value_rows(store, branch, "lifecycle_stage", "value"), tuple(LIFECYCLE_STAGES))
+        out["has_clv"] = any(t["clv_customers"] for t in tiers)
+        out["stored"] = bool(tiers or out["rfm"] or out["stages"])
+        if out["stored"]:
+            out["as_of"] = str(store.execute("SELECT CAST(max(as_of) AS VARCHAR) FROM customer_value").fetchone()[0])
+    if rules.definition == "non_contractual" and _has_rows(store, "transactions"):
+        from churnguard.clv.base import ClvDataError
+        from churnguard.clv.score import holdout_check
+
+        cal_end, fallback = holdout_calibration_end(store, rules, data.start)
+        out["calibration_end"], out["holdout_fallback"] = cal_end.isoformat(), fallback
+        try:
+            out["holdout"] = holdout_check(store, calibration_end=cal_end, time_unit=HOLDOUT_TIME_UNIT).to_dict()
+        except (ClvDataError, ValueError, ArithmeticError) as exc:
+            section.warnings.append(f"BG/NBD holdout check (calibration end {cal_end.isoformat()}): {exc}")
+    if not out["stored"] and out["holdout"] is None:
+        section.status = "not_computed"
+    return section
+
+
 def _loss(store: Store, rules: ActivityRules, branch: str | None, data: ReportData) -> Section:
     loss = churn_loss(store, start=data.start, end=data.end, rules=rules, branch=branch, by="branch")
     section = Section("loss", data={"loss": loss.to_dict(), "revenue": None})
@@ -368,6 +469,7 @@ SECTION_BUILDERS = {
     "trend": _trend,
     "reasons": _reasons,
     "key_accounts": _key_accounts,
+    "value": _value,
     "loss": _loss,
     "cohorts": _cohorts,
     "survival": _survival,

@@ -39,6 +39,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "sec_trend": ("Churn rate per period", "各期客户流失率"),
     "sec_reasons": ("Churn reasons and destinations", "流失原因与客户去向"),
     "sec_key_accounts": ("Key accounts lost", "大客户流失"),
+    "sec_value": ("Customer value", "客户价值"),
     "sec_loss": ("Churn loss in money", "客户流失损失"),
     "sec_cohorts": ("Cohort retention", "客户群组留存"),
     "sec_survival": ("Survival and customer lifetime", "客户生存曲线与平均生命周期"),
@@ -143,6 +144,57 @@ LABELS: dict[str, tuple[str, str]] = {
     "ka_rate": ("Key-account churn rate", "大客户流失率"),
     "ka_revenue": ("Revenue lost with them", "大客户流失收入"),
     "ka_list": ("Key accounts lost", "流失大客户名单"),
+    # customer value
+    "value_missing": (
+        "Customer value is not computed yet: run `churnguard segment run` (ABC tiers, RFM, lifecycle) and "
+        "`churnguard clv score` (CLV) to store it in customer_value; this section then shows it.",
+        "尚未计算客户价值:运行 `churnguard segment run`(ABC 分类、RFM、生命周期)和 `churnguard clv score`(CLV)"
+        "写入 customer_value 表后,本节即显示相应内容。",
+    ),
+    "value_stored": (
+        "Values as stored in customer_value on {as_of} (company-wide tiers and RFM scores), for the customers in "
+        "scope; value share: trailing value for tiers, revenue in the RFM window for segments. Churn rate by tier: "
+        "in the report period, by each customer's current tier.",
+        "取自 customer_value 表({as_of} 计算;价值等级与 RFM 评分为全公司口径),仅统计本范围内客户;"
+        "价值占比:价值等级按近期价值,RFM 分群按窗口期内收入。各等级流失率为本报告期数据,按客户当前等级归类。",
+    ),
+    "value_tiers": ("ABC value tiers", "ABC 客户价值分类"),
+    "value_tiers_chart": ("ABC tiers: share of customers and of value", "ABC 分类:客户占比与价值占比"),
+    "value_rfm_chart": ("RFM segments: share of customers and of value", "RFM 客户分群:客户占比与价值占比"),
+    "value_stages_chart": ("Customers per lifecycle stage", "各生命周期阶段客户数"),
+    "share_customers": ("Share of customers", "客户占比"),
+    "share_value": ("Share of value", "价值占比"),
+    "customers_n": ("Customers", "客户数"),
+    "rfm_segment": ("RFM segment", "RFM 分群"),
+    "stage": ("Lifecycle stage", "生命周期阶段"),
+    "tier_churn_rate": ("Churn rate (period)", "本期流失率"),
+    "clv_total": ("Total CLV", "CLV 合计"),
+    "clv_mean": ("Mean CLV", "平均 CLV"),
+    "clv_by_tier": ("Customer lifetime value (CLV) by tier", "各价值等级客户终身价值(CLV)"),
+    "holdout_title": ("BG/NBD model check on a holdout period", "BG/NBD 模型留出期检验"),
+    "holdout_chart": (
+        "Repeat purchases in the holdout per customer, by purchases in the calibration period",
+        "留出期人均重复购买次数(按校准期购买次数分组)",
+    ),
+    "holdout_x": ("Repeat purchases in the calibration period", "校准期重复购买次数"),
+    "holdout_y": ("Mean repeat purchases in the holdout", "留出期人均重复购买次数"),
+    "holdout_actual": ("Actual", "实际"),
+    "holdout_predicted": ("Predicted (BG/NBD)", "预测(BG/NBD)"),
+    "holdout_predicted_total": ("Predicted repeat purchases", "预测重复购买次数"),
+    "holdout_actual_total": ("Actual repeat purchases", "实际重复购买次数"),
+    "holdout_error": ("Forecast error", "预测误差"),
+    "holdout_customers": ("Customers", "客户数"),
+    "holdout_note": (
+        "BG/NBD fitted on all purchases up to {cal_end} (calibration), its forecast compared with the repeat "
+        "purchase days from {hold_from} to {hold_to} (holdout, {weeks} weeks), for the whole store. "
+        "The calibration ends the day before the report period{fallback}.",
+        "以 {cal_end} 及之前的全部购买记录(校准期)拟合 BG/NBD 模型,将其预测与 {hold_from} 至 {hold_to}"
+        "(留出期,{weeks} 周)实际发生的重复购买天数对比,统计范围为全部数据。校准期截至报告期开始前一日{fallback}。",
+    ),
+    "holdout_fallback": (
+        " — here that left less than 8 weeks of holdout, so it ends in the middle of the data instead",
+        "——此处留出期将不足 8 周,故改为截至数据区间的中点",
+    ),
     # loss
     "customer": ("Customer", "客户"),
     "churn_date": ("Churn date", "流失日期"),

@@ -24,6 +24,8 @@ MIN_RANKED = 50
 
 #: What an empty section says (default ``no_data``).
 EMPTY_MESSAGES = {"branches": "no_children"}
+#: What a section whose input is not computed yet says (default ``scores_missing``).
+NOT_COMPUTED_MESSAGES = {"value": "value_missing"}
 
 #: Whether a rise of the figure is good (True), bad (False) or neither (None): colours the change.
 RISE_IS_GOOD: dict[str, bool | None] = {
@@ -224,7 +226,7 @@ class ReportView:
             "warning_label": self.t("data_note"),
         }
         if sec.status == "not_computed":
-            out["message"] = self.t("scores_missing")
+            out["message"] = self.t(NOT_COMPUTED_MESSAGES.get(sid, "scores_missing"))
         elif sec.status == "empty":
             out["message"] = self.t(EMPTY_MESSAGES.get(sid, "no_data"), name=self.scope_name)
         else:
@@ -478,6 +480,156 @@ class ReportView:
             ),
             "list_title": self.t("ka_list"),
         }
+
+    def _value(self, data: dict[str, Any]) -> dict[str, Any]:
+        from churnguard.segments.labels import segment_label, stage_label, tier_label
+
+        out: dict[str, Any] = {"missing": None, "note": None, "charts": [], "tiers": [], "clv": False}
+        out.update({"clv_title": self.t("clv_by_tier"), "clv_kpis": [], "holdout": None})
+        share_labels = (self.t("share_customers"), self.t("share_value"))
+        if not data["stored"]:
+            out["missing"] = self.t("value_missing")
+        else:
+            out["note"] = self.t("value_stored", as_of=data["as_of"])
+        tiers, rfm, stages = data["tiers"], data["rfm"], data["stages"]
+        if tiers:
+            out["charts"].append(
+                charts.grouped_shares(
+                    "chart-value-tiers",
+                    names=[tier_label(t["key"], self.lang) for t in tiers],
+                    series=dict(
+                        zip(
+                            share_labels,
+                            ([t["share_customers"] for t in tiers], [t["share_value"] for t in tiers]),
+                            strict=True,
+                        )
+                    ),
+                    title=self.t("value_tiers_chart"),
+                    horizontal=False,
+                )
+            )
+        if stages:
+            out["charts"].append(
+                charts.horizontal_shares(
+                    "chart-value-stages",
+                    names=[stage_label(r["key"], self.lang) for r in stages],
+                    counts=[r["customers"] for r in stages],
+                    shares=[r["share_customers"] for r in stages],
+                    title=self.t("value_stages_chart"),
+                    color=charts.PALETTE[2],
+                )
+            )
+        out["wide_charts"] = []
+        if rfm:
+            out["wide_charts"].append(
+                charts.grouped_shares(
+                    "chart-value-rfm",
+                    names=[segment_label(r["key"], self.lang) for r in rfm],
+                    series=dict(
+                        zip(
+                            share_labels,
+                            ([r["share_customers"] for r in rfm], [r["share_value"] for r in rfm]),
+                            strict=True,
+                        )
+                    ),
+                    title=self.t("value_rfm_chart"),
+                    horizontal=True,
+                )
+            )
+        out["clv"] = bool(data["has_clv"])
+        out["tiers"] = [
+            {
+                "key": t["key"],
+                "tier": tier_label(t["key"], self.lang),
+                "customers": self.num(t["customers"]),
+                "share_customers": self.pct(t["share_customers"], 1),
+                "share_value": self.pct(t["share_value"], 1),
+                "churn_rate": self.pct(t.get("churn_rate")),
+                "churn_rate_raw": t.get("churn_rate"),
+                "clv_total": self.money(t["clv_total"]) if t["clv_customers"] else "—",
+                "clv_mean": self.money(t["clv_mean"]) if t["clv_customers"] else "—",
+            }
+            for t in tiers
+        ]
+        if out["clv"]:
+            total = sum(t["clv_total"] or 0 for t in tiers)
+            n = sum(t["clv_customers"] for t in tiers)
+            out["clv_kpis"] = [
+                {"key": "clv_total", "label": self.t("clv_total"), "value": self.money_short(total), "raw": total},
+                {
+                    "key": "clv_mean",
+                    "label": self.t("clv_mean"),
+                    "value": self.money(total / n if n else None),
+                    "raw": total / n if n else None,
+                },
+            ]
+        h = data.get("holdout")
+        if h:
+            buckets = h["by_frequency"]
+            hold_from = dt.date.fromisoformat(h["calibration_end"]) + dt.timedelta(days=1)
+            days = (dt.date.fromisoformat(h["observation_end"]) - dt.date.fromisoformat(h["calibration_end"])).days
+            out["holdout"] = {
+                "title": self.t("holdout_title"),
+                "chart": charts.holdout(
+                    "chart-value-holdout",
+                    buckets=[b["frequency"] for b in buckets],
+                    actual=[b["actual_mean"] for b in buckets],
+                    predicted=[b["predicted_mean"] for b in buckets],
+                    labels={
+                        "title": self.t("holdout_chart"),
+                        "x": self.t("holdout_x"),
+                        "y": self.t("holdout_y"),
+                        "actual": self.t("holdout_actual"),
+                        "predicted": self.t("holdout_predicted"),
+                    },
+                ),
+                "kpis": [
+                    {
+                        "key": "holdout_predicted_total",
+                        "label": self.t("holdout_predicted_total"),
+                        "value": f"{h['predicted_total']:,.1f}",
+                        "raw": h["predicted_total"],
+                    },
+                    {
+                        "key": "holdout_actual_total",
+                        "label": self.t("holdout_actual_total"),
+                        "value": self.num(h["actual_total"]),
+                        "raw": h["actual_total"],
+                    },
+                    {
+                        "key": "holdout_error",
+                        "label": self.t("holdout_error"),
+                        "value": fmt.relative(None if h["error_pct"] is None else h["error_pct"] / 100, self.lang),
+                        "raw": h["error_pct"],
+                    },
+                    {
+                        "key": "holdout_customers",
+                        "label": self.t("holdout_customers"),
+                        "value": self.num(h["customers"]),
+                        "raw": h["customers"],
+                    },
+                ],
+                "rows": [
+                    {
+                        "frequency": b["frequency"],
+                        "customers": self.num(b["customers"]),
+                        "actual": f"{b['actual_mean']:.3f}",
+                        "predicted": f"{b['predicted_mean']:.3f}",
+                        "actual_total": self.num(b["actual_total"]),
+                        "predicted_total": f"{b['predicted_total']:,.1f}",
+                    }
+                    for b in buckets
+                ],
+                "note": self.t(
+                    "holdout_note",
+                    cal_end=h["calibration_end"],
+                    hold_from=hold_from.isoformat(),
+                    hold_to=h["observation_end"],
+                    weeks=f"{days / 7:.1f}",
+                    fallback=self.t("holdout_fallback") if data.get("holdout_fallback") else "",
+                ),
+            }
+        return out
 
     def _loss(self, data: dict[str, Any]) -> dict[str, Any]:
         loss = data["loss"]
