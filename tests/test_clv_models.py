@@ -274,3 +274,33 @@ def test_a_contractual_store_is_scored_with_sbg_even_with_bills(tmp_path: Path) 
         n, with_clv = s.execute("SELECT count(*), count(clv) FROM customer_value").fetchone()
         assert n == 2000 and with_clv > 0
         assert score_customers(s, approach="non_contractual").model.startswith("bgnbd")
+
+
+def test_the_summary_leaves_payments_out(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from churnguard.clv.summary import rfm_summary
+    from churnguard.ingest import LoadSpec
+
+    s = churnguard.connect(tmp_path / "p.duckdb")
+    churnguard.ingest_tables(
+        s,
+        [
+            LoadSpec("branches", pa.table({"branch_id": ["HQ"], "name": ["Head office"]})),
+            LoadSpec("customers", pa.table({"customer_id": ["A"], "branch_id": ["HQ"], "signup_date": ["2024-01-01"]})),
+            LoadSpec(
+                "transactions",
+                pa.table(
+                    {
+                        "customer_id": ["A", "A", "A", "A"],
+                        "ts": ["2024-01-01", "2024-01-05", "2024-02-01", "2024-02-03"],
+                        "amount": [10.0, 10.0, 30.0, 30.0],
+                        "kind": ["bill", "payment", "bill", "payment"],
+                    }
+                ),
+            ),
+        ],
+    )
+    summary = rfm_summary(s, observation_end=dt.date(2024, 3, 1), time_unit="day")
+    row = summary.iloc[0]
+    assert (row["frequency"], row["recency"], row["monetary_value"]) == (1, 31, 30.0)  # two bills; payments are cash

@@ -64,11 +64,15 @@ def rfm_summary(
             f"calibration end {calibration_end} is after the end of the data {observation_end}. "
             "Fix: choose an earlier --calibration-end."
         )
-    sql = """
+    from churnguard.metrics.loss import purchase_condition
+
+    # Payments, refunds and credits (a ``kind`` column) are cash movements, not purchases.
+    purchases = purchase_condition(store)
+    sql = f"""
         WITH days AS (
           SELECT customer_id, CAST(ts AS DATE) AS day, sum(amount) AS amount, count(amount) AS n_amount
-          FROM transactions
-          WHERE CAST(ts AS DATE) <= $obs_end
+          FROM transactions t
+          WHERE CAST(ts AS DATE) <= $obs_end AND {purchases}
           GROUP BY customer_id, CAST(ts AS DATE)
         ), ranked AS (
           SELECT *, min(day) OVER (PARTITION BY customer_id) AS first_day FROM days

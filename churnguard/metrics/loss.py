@@ -58,17 +58,24 @@ def _ratio(x: float | None) -> float | None:
     return None if x is None else round(float(x), 6)
 
 
+def purchase_condition(store: Store, alias: str = "t") -> str:
+    """SQL condition, on ``transactions`` aliased ``alias``, true for purchases (with or without an amount).
+
+    Where the table has a ``kind`` column, rows of a kind in :data:`NON_REVENUE_KINDS` (payments,
+    refunds, credits: cash movements, not purchases) are left out (any case; an empty kind counts).
+    """
+    if any(name == "kind" for name, _ in store.columns("transactions")):
+        kinds = ", ".join(f"'{k}'" for k in NON_REVENUE_KINDS)  # our constants, not user input
+        return f"(({alias}.kind) IS NULL OR lower(trim(CAST({alias}.kind AS VARCHAR))) NOT IN ({kinds}))"
+    return "TRUE"
+
+
 def revenue_condition(store: Store, alias: str = "t") -> str:
     """SQL condition, on ``transactions`` aliased ``alias``, true for the rows that count as revenue.
 
-    A row counts when it has an ``amount`` and, where the table has a ``kind`` column, its kind
-    is not one of :data:`NON_REVENUE_KINDS` (any case; an empty kind counts).
+    A row counts when it has an ``amount`` and is a purchase (:func:`purchase_condition`).
     """
-    cond = f"{alias}.amount IS NOT NULL"
-    if any(name == "kind" for name, _ in store.columns("transactions")):
-        kinds = ", ".join(f"'{k}'" for k in NON_REVENUE_KINDS)  # our constants, not user input
-        cond += f" AND (({alias}.kind) IS NULL OR lower(trim(CAST({alias}.kind AS VARCHAR))) NOT IN ({kinds}))"
-    return cond
+    return f"{alias}.amount IS NOT NULL AND {purchase_condition(store, alias)}"
 
 
 def _revenue_ctes(store: Store, name: str, windows: str, months_param: str) -> str:
