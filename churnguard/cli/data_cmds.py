@@ -206,7 +206,7 @@ def render_tables(summaries: list, lang: str, *, title: str) -> None:
             label("time_column", lang),
             label("from", lang),
             label("to", lang),
-            "Extra columns",
+            label("extra_columns", lang),
         ],
         [[s.table, s.rows, s.time_column, s.first, s.last, ", ".join(s.extra_columns) or None] for s in summaries],
         numeric={1},

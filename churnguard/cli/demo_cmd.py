@@ -63,25 +63,26 @@ def demo(
         render_tables(summaries, settings.lang, title=f"Demo store {store.url.path}")
         render_branches(tree, settings.lang)
         if churn is not None:
-            render_churn_summary(churn)
+            render_churn_summary(churn, settings.lang)
         if report is not None:
             console.print(f"\nThe periodic churn report: {report}", highlight=False, soft_wrap=True)
     if not no_serve:
         serve_dashboard(settings.db, fmt)
 
 
-def render_churn_summary(churn: object) -> None:
+def render_churn_summary(churn: object, lang: str = "en") -> None:
     """The demo's headline: churn over the last twelve months, in total and by province."""
     from churnguard.cli.metrics_cmds import pct
     from churnguard.cli.render import print_table
+    from churnguard.i18n import label
 
     t = churn.totals  # type: ignore[attr-defined]
     keys = ("start_customers", "new_customers", "churned_customers", "churned_from_start", "end_customers")
-    rows = [["All", *(t[k] for k in keys), pct(t["churn_rate"])]]
+    rows = [[label("all", lang), *(t[k] for k in keys), pct(t["churn_rate"])]]
     rows += [[r["branch"], *(r[k] for k in keys), pct(r["churn_rate"])] for r in churn.rows]  # type: ignore[attr-defined]
     print_table(
-        f"Churn {churn.start} → {churn.end}: churn rate = of the start, left ÷ start",  # type: ignore[attr-defined]
-        ["Branch", "Start", "New", "Churned", "Of the start, left", "End", "Churn rate"],
+        f"{label('churn_rate', lang)} {churn.start} → {churn.end}",  # type: ignore[attr-defined]
+        [label(k, lang) for k in ("branch", *keys, "churn_rate")],
         rows,
         numeric={1, 2, 3, 4, 5, 6},
     )

@@ -14,6 +14,7 @@ import typer
 from churnguard.cli.app import FormatOption, settings_of
 from churnguard.cli.render import OutputFormat, console, print_json, print_table
 from churnguard.errors import ConfigError
+from churnguard.i18n import label
 
 metrics_app = typer.Typer(help="Churn measurement: rates, loss, cohorts, survival, alerts.", no_args_is_help=True)
 
@@ -89,6 +90,15 @@ def pp(x: float | None) -> str | None:
     return None if x is None else f"{x * 100:+.2f} pp"
 
 
+def _shown(key: str, value: Any, lang: str) -> Any:
+    """A row's group value as shown: churn reasons by their label in the chosen language."""
+    if key == "reason":
+        from churnguard.reasons import REASON_CODES, reason
+
+        return reason(value).label(lang) if value in REASON_CODES else value
+    return value
+
+
 @metrics_app.command("churn")
 def churn(
     ctx: typer.Context,
@@ -135,9 +145,21 @@ def churn(
         f"[bold]Churn {report.start} → {report.end}[/]{scope} ({report.definition} rate; "
         f"{rules.definition}, as of {rules.as_of})"
     )
+    lang = settings.lang
     print_table(
-        "Totals",
-        ["Start", "New", "Reactivated", "Churned", "End", "Churn rate", "Retention rate"],
+        label("totals", lang),
+        [
+            label(k, lang)
+            for k in (
+                "start_customers",
+                "new_customers",
+                "reactivated_customers",
+                "churned_customers",
+                "end_customers",
+                "churn_rate",
+                "retention_rate",
+            )
+        ],
         [
             [
                 t["start_customers"],
@@ -154,11 +176,24 @@ def churn(
     if report.rows:
         keys = [k for k in ("period", by) if k and k in report.rows[0]]
         print_table(
-            "By " + " × ".join(keys),
-            [*keys, "Start", "New", "Churned", "End", "Churn rate", "Change"],
+            " × ".join(label(k, lang) for k in keys),
+            [
+                *(label(k, lang) for k in keys),
+                *(
+                    label(k, lang)
+                    for k in (
+                        "start_customers",
+                        "new_customers",
+                        "churned_customers",
+                        "end_customers",
+                        "churn_rate",
+                        "churn_rate_change",
+                    )
+                ),
+            ],
             [
                 [
-                    *[r[k] for k in keys],
+                    *[_shown(k, r[k], lang) for k in keys],
                     r["start_customers"],
                     r["new_customers"],
                     r["churned_customers"],
