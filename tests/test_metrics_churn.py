@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -319,3 +320,38 @@ def test_a_churn_event_after_the_as_of_date_is_not_known_yet(store) -> None:
     )
     rules = ActivityRules(grace_days=30, as_of=D(2024, 3, 20))  # recorded on the 25th: unknown on the 20th
     assert dict(((c, n), e) for c, n, _, e in spells(store, rules))[("B", 1)] is None
+
+
+def test_cli_labels_in_chinese(store, tmp_path: Path) -> None:
+    churnguard.ingest_table(
+        store, "churn_events", pa.table({"customer_id": ["B"], "churn_date": ["2024-03-15"], "reason_code": ["price"]})
+    )
+    db = str(store.url.path)
+    store.close()
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "churnguard",
+            "--db",
+            db,
+            "--lang",
+            "zh",
+            "metrics",
+            "churn",
+            "--from",
+            "2024-01-01",
+            "--to",
+            "2024-12-31",
+            "--by",
+            "reason",
+            "--as-of",
+            "2025-06-30",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert "期初客户数" in r.stdout and "客户流失率" in r.stdout and "价格因素" in r.stdout
