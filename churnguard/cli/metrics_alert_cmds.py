@@ -24,6 +24,7 @@ from churnguard.cli.metrics_cmds import (
     pct,
     pp,
     rules_from_options,
+    store_with_rules,
 )
 from churnguard.cli.render import OutputFormat, console, err_console, print_json, print_table
 
@@ -114,11 +115,9 @@ def alerts(
 ) -> None:
     """Groups whose churn rate is over the ceiling or jumped against the previous period (exit code 0 either way)."""
     from churnguard.metrics.alerts import churn_alerts
-    from churnguard.store import connect
 
     settings = settings_of(ctx)
-    with connect(settings.db) as store:
-        rules = rules_from_options(store, churn_definition, grace_days, inactivity_days, as_of)
+    with store_with_rules(settings, churn_definition, grace_days, inactivity_days, as_of) as (store, rules):
         report = churn_alerts(
             store,
             start=parse_date(start, "--from"),  # type: ignore[arg-type]
@@ -297,11 +296,9 @@ def reasons(
 ) -> None:
     """Each churn reason's share of the churned customers per period, and its change (流失原因构成)."""
     from churnguard.metrics.alerts import reason_label, reason_mix
-    from churnguard.store import connect
 
     settings = settings_of(ctx)
-    with connect(settings.db) as store:
-        rules = rules_from_options(store, churn_definition, grace_days, inactivity_days, as_of)
+    with store_with_rules(settings, churn_definition, grace_days, inactivity_days, as_of) as (store, rules):
         mix = reason_mix(
             store,
             start=parse_date(start, "--from"),  # type: ignore[arg-type]

@@ -6,7 +6,9 @@ function; this module holds the sub-app, the options they share and ``metrics ch
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+from collections.abc import Iterator
 from typing import Annotated, Any
 
 import typer
@@ -82,6 +84,21 @@ def rules_from_options(
     )
 
 
+@contextlib.contextmanager
+def store_with_rules(
+    settings: Any,
+    churn_definition: str | None,
+    grace_days: int | None,
+    inactivity_days: int | None,
+    as_of: str | None,
+) -> Iterator[tuple[Any, Any]]:
+    """Open the settings' store and build its churn rules from the shared options: ``(store, rules)``."""
+    from churnguard.store import connect
+
+    with connect(settings.db) as store:
+        yield store, rules_from_options(store, churn_definition, grace_days, inactivity_days, as_of)
+
+
 def pct(x: float | None) -> str | None:
     return None if x is None else f"{x * 100:.2f} %"
 
@@ -121,11 +138,9 @@ def churn(
 ) -> None:
     """Customers at the start, new, churned, at the end, and the churn and retention rates (客户流失率)."""
     from churnguard.metrics import churn_report
-    from churnguard.store import connect
 
     settings = settings_of(ctx)
-    with connect(settings.db) as store:
-        rules = rules_from_options(store, churn_definition, grace_days, inactivity_days, as_of)
+    with store_with_rules(settings, churn_definition, grace_days, inactivity_days, as_of) as (store, rules):
         report = churn_report(
             store,
             start=parse_date(start, "--from"),  # type: ignore[arg-type]

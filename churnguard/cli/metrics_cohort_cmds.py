@@ -19,7 +19,7 @@ from churnguard.cli.metrics_cmds import (
     InactivityOption,
     parse_date,
     pct,
-    rules_from_options,
+    store_with_rules,
 )
 from churnguard.cli.render import OutputFormat, console, print_json, print_table
 from churnguard.i18n import label
@@ -98,11 +98,9 @@ def cohorts(
 ) -> None:
     """Cohort retention matrix (客户保留率): signup cohort × periods since signup."""
     from churnguard.metrics.cohorts import cohort_retention
-    from churnguard.store import connect
 
     settings = settings_of(ctx)
-    with connect(settings.db) as store:
-        rules = rules_from_options(store, churn_definition, grace_days, inactivity_days, as_of)
+    with store_with_rules(settings, churn_definition, grace_days, inactivity_days, as_of) as (store, rules):
         matrix = cohort_retention(
             store,
             rules=rules,
@@ -166,11 +164,9 @@ def survival(
 ) -> None:
     """Kaplan–Meier customer lifetime (平均生命周期) by group: median, restricted mean, survival at 90 … 730 days."""
     from churnguard.metrics.survival import SURVIVAL_DAYS, survival_curves
-    from churnguard.store import connect
 
     settings = settings_of(ctx)
-    with connect(settings.db) as store:
-        rules = rules_from_options(store, churn_definition, grace_days, inactivity_days, as_of)
+    with store_with_rules(settings, churn_definition, grace_days, inactivity_days, as_of) as (store, rules):
         report = survival_curves(
             store,
             rules=rules,
@@ -255,11 +251,9 @@ def implicit(
 ) -> None:
     """Implicit churn (隐性流失): active customers whose activity fell sharply against their own baseline."""
     from churnguard.metrics.implicit import implicit_churn
-    from churnguard.store import connect
 
     settings = settings_of(ctx)
-    with connect(settings.db) as store:
-        rules = rules_from_options(store, churn_definition, grace_days, inactivity_days, as_of)
+    with store_with_rules(settings, churn_definition, grace_days, inactivity_days, as_of) as (store, rules):
         report = implicit_churn(
             store,
             rules=rules,

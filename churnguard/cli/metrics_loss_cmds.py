@@ -20,7 +20,7 @@ from churnguard.cli.metrics_cmds import (
     ToOption,
     parse_date,
     pct,
-    rules_from_options,
+    store_with_rules,
 )
 from churnguard.cli.render import OutputFormat, console, print_json, print_table
 
@@ -115,12 +115,10 @@ def loss(
 ) -> None:
     """Revenue and profit lost with the customers who churned (客户流失损失)."""
     from churnguard.metrics.loss import churn_loss
-    from churnguard.store import connect
 
     settings = settings_of(ctx)
     lang = settings.lang
-    with connect(settings.db) as store:
-        rules = rules_from_options(store, churn_definition, grace_days, inactivity_days, as_of)
+    with store_with_rules(settings, churn_definition, grace_days, inactivity_days, as_of) as (store, rules):
         report = churn_loss(
             store,
             start=parse_date(start, "--from"),  # type: ignore[arg-type]
@@ -200,12 +198,10 @@ def key_accounts(
 ) -> None:
     """Churn and loss among key accounts (大客户 / VIP), apart from the other customers."""
     from churnguard.metrics.loss import key_account_churn
-    from churnguard.store import connect
 
     settings = settings_of(ctx)
     lang = settings.lang
-    with connect(settings.db) as store:
-        rules = rules_from_options(store, churn_definition, grace_days, inactivity_days, as_of)
+    with store_with_rules(settings, churn_definition, grace_days, inactivity_days, as_of) as (store, rules):
         report = key_account_churn(
             store,
             start=parse_date(start, "--from"),  # type: ignore[arg-type]

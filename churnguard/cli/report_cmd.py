@@ -16,7 +16,7 @@ from churnguard.cli.metrics_cmds import (
     GraceOption,
     InactivityOption,
     parse_date,
-    rules_from_options,
+    store_with_rules,
 )
 from churnguard.cli.render import OutputFormat, console, print_json
 
@@ -62,12 +62,10 @@ def report(
     """
     from churnguard.errors import ConfigError
     from churnguard.reports import default_range, write_churn_report
-    from churnguard.store import connect
 
     settings = settings_of(ctx)
     language = lang or settings.lang
-    with connect(settings.db) as store:
-        rules = rules_from_options(store, churn_definition, grace_days, inactivity_days, as_of)
+    with store_with_rules(settings, churn_definition, grace_days, inactivity_days, as_of) as (store, rules):
         first, last = default_range(rules)
         s, e = parse_date(start, "--from"), parse_date(end, "--to")
         if s is None and e is None:
