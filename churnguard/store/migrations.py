@@ -78,6 +78,144 @@ def _create_customer_value(con: Any) -> None:
     )
 
 
+#: The operational tables (schema v4): written by churnguard itself, never ingested.
+#: Types are the portable subset (DuckDB and PostgreSQL both accept them).  JSON payloads
+#: are stored as text.  Each table's contract is documented in docs/operations-tables.md.
+OPERATIONAL_TABLES_V4: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS users (
+      user_id VARCHAR,
+      display_name VARCHAR,
+      role VARCHAR,
+      branch_id VARCHAR,
+      password_hash VARCHAR,
+      active BOOLEAN,
+      max_claims INTEGER,
+      open_claims INTEGER,
+      created_at TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS audit_log (
+      ts TIMESTAMP,
+      user_id VARCHAR,
+      action VARCHAR,
+      target VARCHAR,
+      detail VARCHAR,
+      ip VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS model_runs (
+      model_id VARCHAR,
+      mode VARCHAR,
+      algorithm VARCHAR,
+      path VARCHAR,
+      horizon_days INTEGER,
+      data_from DATE,
+      data_to DATE,
+      n_rows BIGINT,
+      n_features INTEGER,
+      features VARCHAR,
+      metrics VARCHAR,
+      training_seconds DOUBLE PRECISION,
+      active BOOLEAN,
+      created_at TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS scores (
+      customer_id VARCHAR,
+      as_of DATE,
+      model_id VARCHAR,
+      horizon_days INTEGER,
+      probability DOUBLE PRECISION,
+      risk_band VARCHAR,
+      value_at_risk DOUBLE PRECISION,
+      top_reason VARCHAR,
+      reasons VARCHAR,
+      expected_days_to_churn DOUBLE PRECISION,
+      scored_at TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS campaigns (
+      campaign_id VARCHAR,
+      name VARCHAR,
+      kind VARCHAR,
+      status VARCHAR,
+      branch_id VARCHAR,
+      as_of DATE,
+      horizon_days INTEGER,
+      model_id VARCHAR,
+      budget DOUBLE PRECISION,
+      control_share DOUBLE PRECISION,
+      seed BIGINT,
+      playbook VARCHAR,
+      parameters VARCHAR,
+      created_by VARCHAR,
+      created_at TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS campaign_members (
+      campaign_id VARCHAR,
+      customer_id VARCHAR,
+      branch_id VARCHAR,
+      tier VARCHAR,
+      stratum VARCHAR,
+      arm VARCHAR,
+      probability DOUBLE PRECISION,
+      clv DOUBLE PRECISION,
+      value_at_risk DOUBLE PRECISION,
+      top_reason VARCHAR,
+      action VARCHAR,
+      action_cost DOUBLE PRECISION,
+      save_rate DOUBLE PRECISION,
+      expected_gain DOUBLE PRECISION,
+      why VARCHAR,
+      case_id VARCHAR,
+      assigned_at TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS cases (
+      case_id VARCHAR,
+      campaign_id VARCHAR,
+      customer_id VARCHAR,
+      branch_id VARCHAR,
+      kind VARCHAR,
+      status VARCHAR,
+      owner_id VARCHAR,
+      priority DOUBLE PRECISION,
+      action VARCHAR,
+      expected_gain DOUBLE PRECISION,
+      deadline TIMESTAMP,
+      created_at TIMESTAMP,
+      updated_at TIMESTAMP,
+      closed_at TIMESTAMP,
+      version INTEGER
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS case_log (
+      case_id VARCHAR,
+      ts TIMESTAMP,
+      actor VARCHAR,
+      event VARCHAR,
+      from_status VARCHAR,
+      to_status VARCHAR,
+      note VARCHAR
+    )
+    """,
+)
+
+
+def _create_operational_tables(con: Any) -> None:
+    for ddl in OPERATIONAL_TABLES_V4:
+        con.execute(ddl)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "canonical tables", _create_canonical_tables),
     Migration(2, "ingest_log: one row per load, for provenance", _create_ingest_log),
@@ -85,6 +223,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         3,
         "customer_value: value tiers, RFM, lifecycle stage and CLV per customer, as of a date",
         _create_customer_value,
+    ),
+    Migration(
+        4,
+        "operational tables: users, audit_log, model_runs, scores, campaigns, campaign_members, cases, case_log",
+        _create_operational_tables,
     ),
 )
 
