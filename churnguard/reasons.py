@@ -40,3 +40,42 @@ _BY_CODE = {r.code: r for r in REASONS}
 def reason(code: str) -> Reason:
     """Return the :class:`Reason` for ``code``; raises ``KeyError`` for an unknown code."""
     return _BY_CODE[code]
+
+
+@dataclass(frozen=True)
+class DriverCategory:
+    """A category of churn driver: what an early-warning feature measures, and what a playbook acts on.
+
+    Every model feature has one; a customer's top reasons are shown by category, and the
+    retention playbook maps value tier × driver category → action.  ``reason_code`` is the
+    churn reason (above) that the category most often turns into, or ``None``.
+    """
+
+    code: str
+    en: str
+    zh: str
+    reason_code: str | None
+
+    def label(self, lang: str = "en") -> str:
+        return self.zh if lang.startswith("zh") else self.en
+
+
+DRIVER_CATEGORIES: tuple[DriverCategory, ...] = (
+    DriverCategory("usage", "Usage decline", "使用量下降", "product"),
+    DriverCategory("price", "Price", "价格", "price"),
+    DriverCategory("service", "Service", "服务", "service"),
+    DriverCategory("product", "Product", "产品", "product"),
+    DriverCategory("competitor", "Competitor", "竞争对手", "competitor"),
+    DriverCategory("payment", "Payment", "缴费", "involuntary"),
+    DriverCategory("tenure", "Tenure", "在网时长", None),
+    DriverCategory("value", "Customer value", "客户价值", "benefit"),
+    DriverCategory("other", "Other", "其他", None),
+)
+
+DRIVER_CODES: frozenset[str] = frozenset(d.code for d in DRIVER_CATEGORIES)
+_DRIVER_BY_CODE = {d.code: d for d in DRIVER_CATEGORIES}
+
+
+def driver(code: str) -> DriverCategory:
+    """Return the :class:`DriverCategory` for ``code``; raises ``KeyError`` for an unknown code."""
+    return _DRIVER_BY_CODE[code]
