@@ -50,6 +50,17 @@ LABELS: dict[str, tuple[str, str]] = {
     "cohort": ("Cohort", "入网批次"),
     "reason": ("Churn reason", "流失原因"),
     "destination": ("Destination", "客户去向"),
+    # early warning (scoring)
+    "scored_customers": ("Scored customers", "已评分客户数"),
+    "risk_bands": ("Customers by risk band", "按风险等级的客户数"),
+    "risk_band": ("Risk band", "风险等级"),
+    "risk_high": ("High", "高"),
+    "risk_medium": ("Medium", "中"),
+    "risk_low": ("Low", "低"),
+    "top_reasons": ("Top reason of each customer", "客户首要流失原因"),
+    "driver_category": ("Driver", "驱动因素"),
+    "value_at_risk": ("Value at risk", "风险价值"),
+    "churn_probability": ("Churn probability", "流失概率"),
 }
 
 

@@ -66,16 +66,24 @@ def settings_of(ctx: typer.Context) -> Settings:
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output: a readable table or JSON.")]
 
 
-def _register() -> None:
-    from churnguard.cli import clv_cmds, data_cmds, datasets_cmds, demo_cmd, metrics_cmds, report_cmd, segment_cmds
+#: The command modules, in help order; each has ``register(app)``.  A new command group is one line here.
+COMMAND_MODULES: tuple[str, ...] = (
+    "data_cmds",
+    "datasets_cmds",
+    "metrics_cmds",
+    "segment_cmds",
+    "clv_cmds",
+    "score_cmd",
+    "report_cmd",
+    "demo_cmd",
+)
 
-    data_cmds.register(app)
-    datasets_cmds.register(app)
-    metrics_cmds.register(app)
-    segment_cmds.register(app)
-    clv_cmds.register(app)
-    report_cmd.register(app)
-    demo_cmd.register(app)
+
+def _register() -> None:
+    import importlib
+
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"churnguard.cli.{name}").register(app)
 
 
 _register()
