@@ -86,11 +86,13 @@ def cli_reports(demo: dict[str, Any]) -> dict[str, tuple[Path, dict[str, Any]]]:
     with churnguard.connect(folder / "gd.duckdb") as store:
         # A scores table as an early-warning model would write it: two scorings, the latest counts.
         store.execute(
-            """CREATE TABLE scores AS
-               SELECT c.customer_id, d.scored_at,
+            """INSERT INTO scores (customer_id, as_of, model_id, probability, reasons)
+               SELECT c.customer_id, d.as_of, 'm-test',
                       CASE WHEN c.customer_id = (SELECT min(customer_id) FROM customers WHERE branch_id = 'GD-SZ')
-                           AND d.scored_at = DATE '2025-11-30' THEN 0.97 ELSE 0.10 END AS probability
-               FROM customers c, (VALUES (DATE '2025-10-31'), (DATE '2025-11-30')) d(scored_at)"""
+                           AND d.as_of = DATE '2025-11-30' THEN 0.97 ELSE 0.10 END AS probability,
+                      '[{"feature": "usage_days_change_30d", "category": "usage", "contribution": 1.2,
+                         "text_en": "usage fell 60 % in 30 days", "text_zh": "近30天使用量下降60%"}]'
+               FROM customers c, (VALUES (DATE '2025-10-31'), (DATE '2025-11-30')) d(as_of)"""
         )
     args = {"zh": ["--lang", "zh"], "gd": ["--lang", "en", "--branch", "GD"]}
     procs = {}
@@ -265,6 +267,7 @@ def test_a_branch_report_drills_into_its_cities_and_lists_scored_customers(
     assert "not computed" not in at_risk and outsider not in at_risk
     assert at_risk.index(top) < at_risk.index("10.0 %") and "97.0 %" in at_risk and "2025-11-30" in at_risk
     assert "2025-10-31" not in at_risk
+    assert "usage fell 60 % in 30 days" in at_risk and "text_en" not in at_risk
 
 
 def test_periods() -> None:

@@ -50,7 +50,7 @@ COHORT_PERIODS = {"month": 24, "quarter": 8}
 #: Columns of a ``scores`` table, by role, in order of preference.
 SCORE_COLUMNS = {
     "probability": ("probability", "churn_probability", "p_churn", "score"),
-    "date": ("scored_at", "as_of", "score_date", "observation_date", "scored_on", "ts"),
+    "date": ("as_of", "scored_at", "score_date", "observation_date", "scored_on", "ts"),
     "reasons": ("top_reasons", "reasons", "reason_codes", "explanation"),
 }
 #: The holdout check needs at least this many days after the calibration end (8 weeks).

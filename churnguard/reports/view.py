@@ -4,6 +4,7 @@ charts in one language (``en`` or ``zh``), ready for ``templates/report.html.j2`
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Any
 
@@ -836,9 +837,23 @@ class ReportView:
                 "plan": r.get("plan") or "—",
                 "segment": r.get("segment") or "—",
                 "probability": self.pct(r.get("probability"), 1),
-                "reasons": r.get("reasons") or "—",
+                "reasons": self._reason_text(r.get("reasons")),
                 "scored_at": (r.get("scored_at") or "—")[:10],
             }
             for r in data["rows"]
         ]
         return {"rows": rows}
+
+    def _reason_text(self, reasons: str | None) -> str:
+        """The reasons in words: the scores table's JSON list (text_en/text_zh per reason), else the raw text."""
+        if not reasons:
+            return "—"
+        try:
+            items = json.loads(reasons)
+        except ValueError:
+            return reasons
+        if not isinstance(items, list):
+            return reasons
+        key = "text_zh" if self.lang.startswith("zh") else "text_en"
+        texts = [str(i.get(key) or i.get("text") or i.get("feature")) for i in items if isinstance(i, dict)]
+        return "; ".join(texts) if texts else reasons
