@@ -30,6 +30,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("db", DEFAULT_URL, "store URL: duckdb:///PATH (default ./churnguard.duckdb)"),
     Setting("lang", "en", "language of labels in tables and reports", LANGS),
+    Setting("claim_limit", 20, "cases an account manager may hold when users.max_claims is empty (限制认领数量)"),
+    Setting("claim_hours", 72.0, "hours a claimed case may go without follow-up before it returns to the pool"),
 )
 
 
@@ -37,6 +39,8 @@ SETTINGS: tuple[Setting, ...] = (
 class Settings:
     db: str = DEFAULT_URL
     lang: str = "en"
+    claim_limit: int = 20
+    claim_hours: float = 72.0
 
     def with_overrides(self, **values: Any) -> Settings:
         """Return a copy with every non-``None`` value applied (flags win over everything)."""
@@ -47,6 +51,12 @@ class Settings:
 def _validated(s: Settings, origin: str) -> Settings:
     for setting in SETTINGS:
         value = getattr(s, setting.name)
+        if isinstance(setting.default, int | float) and not isinstance(value, int | float):
+            try:  # environment variables arrive as text
+                value = type(setting.default)(value)
+            except (TypeError, ValueError):
+                raise ConfigError(f"{origin}: setting {setting.name} expected a number, got {value!r}.") from None
+            s = replace(s, **{setting.name: value})
         if setting.choices and value not in setting.choices:
             raise ConfigError(
                 f"{origin}: setting {setting.name} expected one of {', '.join(setting.choices)}, got {value!r}."

@@ -106,3 +106,49 @@ class ValidationError(ChurnguardError, ValueError):
         if self.total > shown:
             head += f" The first {shown} follow."
         return "\n".join([head, *lines])
+
+
+# -- the case workflow (churnguard.retention.cases) ------------------------------------------------
+
+
+class CaseError(ChurnguardError):
+    """A case-workflow action was refused (the family the API maps to 4xx answers)."""
+
+    http_status = 409
+    exit_code = 5
+
+
+class CaseNotFoundError(CaseError, LookupError):
+    """An unknown case id."""
+
+    http_status = 404
+    exit_code = 6
+
+
+class CaseUserNotFoundError(CaseError, LookupError):
+    """A user id, acting on a case, that is not in ``users`` (or is not active)."""
+
+    http_status = 404
+    exit_code = 6
+
+
+class CaseForbiddenError(CaseError, PermissionError):
+    """The user may not act on this case (outside their branch subtree, not the owner, wrong role)."""
+
+    http_status = 403
+    exit_code = 7
+
+
+class CaseConflictError(CaseError):
+    """The case changed under the caller: already claimed, or another session won the race."""
+
+    http_status = 409
+    exit_code = 5
+
+
+class InvalidTransitionError(CaseConflictError, ValueError):
+    """A status change that the case's current status does not allow."""
+
+
+class ClaimLimitError(CaseConflictError):
+    """The user already holds as many cases as their claim limit allows."""

@@ -75,6 +75,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "clv_cmds",
     "score_cmd",
     "report_cmd",
+    "campaign_cmds",
+    "cases_cmds",
     "demo_cmd",
 )
 
