@@ -162,3 +162,130 @@ def build_demo_store(factory: pytest.TempPathFactory, customers: int = 20_000, s
         part.rename(path)
         truth.write_text(json.dumps(sim.truth), encoding="utf-8")
     return path, json.loads(truth.read_text(encoding="utf-8"))
+
+
+# -- the web app: a scored demo store with users and cases, served over real HTTP -----------------
+
+#: Users of the web store: name -> (role, branch, password).  AM-GZ-01 and AM-HZ-01 are owners
+#: (customers.owner_id) of customers in Guangzhou and Hangzhou in the simulator.
+WEB_USERS: dict[str, tuple[str, str | None, str]] = {
+    "admin": ("admin", None, "admin-pass-1"),
+    "analyst": ("analyst", "HQ", "analyst-pass-1"),
+    "gd-manager": ("branch_manager", "GD", "gd-pass-123"),
+    "zj-manager": ("branch_manager", "ZJ", "zj-pass-123"),
+    "AM-GZ-01": ("account_manager", "GD-GZ", "am-gz-pass"),
+    "AM-HZ-01": ("account_manager", "ZJ-HZ", "am-hz-pass"),
+}
+WEB_SECRET = "test-secret-of-the-web-tests-0123456789"
+#: Driver categories the synthetic scores cycle through.
+WEB_DRIVERS = ("usage", "price", "service", "competitor", "payment")
+
+
+def seed_synthetic_scores(store: Store, *, as_of: dt.date, model_id: str = "synthetic") -> int:
+    """Scores for every customer without a churn event, deterministic from the customer id (tests only)."""
+    drivers = list(WEB_DRIVERS)
+    store.execute(
+        """
+        INSERT INTO scores
+        WITH base AS (
+          SELECT c.customer_id, (hash(c.customer_id) % 997) / 997.0 AS p, v.clv,
+                 CAST(hash(c.customer_id) % 5 AS BIGINT) AS k
+          FROM customers c LEFT JOIN customer_value v ON v.customer_id = c.customer_id
+          WHERE c.customer_id NOT IN (SELECT customer_id FROM churn_events)
+        )
+        SELECT customer_id, CAST($as_of AS DATE), $model, 30, p,
+               CASE WHEN p >= 0.7 THEN 'high' WHEN p >= 0.4 THEN 'medium' ELSE 'low' END,
+               round(p * coalesce(clv, 500), 2), $drivers[k + 1],
+               to_json([{'feature': 'f_' || $drivers[k + 1], 'category': $drivers[k + 1], 'contribution': p,
+                         'value': 1.0, 'text_en': 'reason ' || $drivers[k + 1] || ' of ' || customer_id,
+                         'text_zh': '原因 ' || $drivers[k + 1]}])::VARCHAR,
+               round((1 - p) * 90, 1), TIMESTAMP '2025-12-31 06:00:00'
+        FROM base
+        """,
+        {"as_of": as_of, "model": model_id, "drivers": drivers},
+    )
+    return int(store.execute("SELECT count(*) FROM scores").fetchone()[0])
+
+
+def build_web_store(factory: pytest.TempPathFactory, customers: int = 2_000) -> Path:
+    """The demo operator at ``customers`` with value segments, synthetic scores, the :data:`WEB_USERS`
+    and retention cases for the 30 riskiest customers of Guangdong and of Zhejiang; built once per session."""
+    path = factory.getbasetemp() / f"web-{customers}.duckdb"
+    if path.exists():
+        return path
+    from churnguard.auth.users import add_user
+    from churnguard.retention.cases import open_cases
+    from churnguard.segments import segment_customers
+
+    demo, _ = build_demo_store(factory, customers=customers)
+    part = path.with_suffix(".part")
+    shutil.copyfile(demo, part)
+    with churnguard.connect(part) as s:
+        segment_customers(s)
+        as_of = dt.date.fromisoformat(s.get_meta("dataset_as_of") or "2025-12-31")
+        seed_synthetic_scores(s, as_of=as_of)
+        for name, (role, branch, password) in WEB_USERS.items():
+            add_user(s, name, role=role, branch_id=branch, password=password)
+        for province in ("GD", "ZJ"):
+            picked = s.execute(
+                """
+                SELECT s.customer_id, 'retain' AS kind, s.probability AS priority, 'call' AS action,
+                       s.value_at_risk AS expected_gain
+                FROM scores s JOIN customers c USING (customer_id)
+                WHERE c.branch_id LIKE ? || '-%' ORDER BY s.probability DESC, s.customer_id LIMIT 30
+                """,
+                [province],
+            ).df()
+            open_cases(s, picked, actor="test")
+    part.rename(path)
+    return path
+
+
+class LiveServer:
+    """The churnguard app under uvicorn in a background thread, on a free loopback port, over a real store."""
+
+    def __init__(self, store_path: Path, *, secret: str = WEB_SECRET, **options: Any) -> None:
+        self.store_path = store_path
+        self.secret = secret
+        self.options = options
+        self.base_url = ""
+
+    def __enter__(self) -> LiveServer:
+        import socket
+        import threading
+        import time
+
+        import uvicorn
+
+        from churnguard.api import create_app
+
+        app = create_app(f"duckdb:///{self.store_path}", secret=self.secret, **self.options)
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """A live server over a private copy of the web store (one per test module)."""
+    source = build_web_store(tmp_path_factory)
+    folder = tmp_path_factory.mktemp("web")
+    path = folder / "web.duckdb"
+    shutil.copyfile(source, path)
+    with LiveServer(path) as server:
+        yield server

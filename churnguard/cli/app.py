@@ -77,6 +77,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "report_cmd",
     "campaign_cmds",
     "cases_cmds",
+    "users_cmds",
+    "serve_cmd",
     "demo_cmd",
 )
 

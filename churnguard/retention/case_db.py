@@ -176,7 +176,16 @@ def _missing(v: Any) -> bool:
 
 
 def drop_temp(store: Store, table: str) -> None:
-    store.execute(f"DROP TABLE IF EXISTS {table}")
+    """Drop a staging table; a no-op in an aborted transaction.
+
+    An aborted transaction refuses every statement, and the table (created inside it) goes with
+    its rollback: the clean-up must never replace the error that aborted the transaction.
+    """
+    try:
+        store.execute(f"DROP TABLE IF EXISTS {table}")
+    except Exception as exc:
+        if "transaction is aborted" not in str(exc).lower():
+            raise
 
 
 #: The ancestors of one branch (itself at depth 0), walking up ``branches.parent_id``.

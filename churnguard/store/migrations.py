@@ -216,6 +216,39 @@ def _create_operational_tables(con: Any) -> None:
         con.execute(ddl)
 
 
+#: Access tables (schema v5), written by churnguard.auth: only hashes of tokens and session ids are kept.
+ACCESS_TABLES_V5: tuple[str, ...] = (
+    """
+    CREATE TABLE IF NOT EXISTS api_tokens (
+      token_id VARCHAR,
+      user_id VARCHAR,
+      token_hash VARCHAR,
+      name VARCHAR,
+      created_at TIMESTAMP,
+      expires_at TIMESTAMP,
+      last_used_at TIMESTAMP,
+      revoked_at TIMESTAMP
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS web_sessions (
+      session_hash VARCHAR,
+      user_id VARCHAR,
+      csrf_token VARCHAR,
+      created_at TIMESTAMP,
+      expires_at TIMESTAMP,
+      revoked_at TIMESTAMP,
+      ip VARCHAR
+    )
+    """,
+)
+
+
+def _create_access_tables(con: Any) -> None:
+    for ddl in ACCESS_TABLES_V5:
+        con.execute(ddl)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "canonical tables", _create_canonical_tables),
     Migration(2, "ingest_log: one row per load, for provenance", _create_ingest_log),
@@ -228,6 +261,11 @@ MIGRATIONS: tuple[Migration, ...] = (
         4,
         "operational tables: users, audit_log, model_runs, scores, campaigns, campaign_members, cases, case_log",
         _create_operational_tables,
+    ),
+    Migration(
+        5,
+        "access: api_tokens (hashed API tokens) and web_sessions (dashboard sessions with their CSRF token)",
+        _create_access_tables,
     ),
 )
 

@@ -1,0 +1,70 @@
+"""``churnguard serve``: the REST API and the dashboard on one port (uvicorn)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from churnguard.cli.app import settings_of
+from churnguard.cli.render import console
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)
+
+
+def demo_credentials(store_url: str) -> list[tuple[str, str, str, str | None]]:
+    """Create (or reset) the demo users of a demo store; refuse any other store."""
+    from churnguard.auth.users import ensure_demo_users
+    from churnguard.errors import ConfigError
+    from churnguard.store import connect
+
+    with connect(store_url) as store:
+        if store.get_meta("dataset") != "demo":
+            raise ConfigError(
+                f"--demo serves demo stores only (made by churnguard demo), and {store.url.path} is not one: "
+                "demo users have published passwords. Fix: drop --demo and pass --secret (or CHURNGUARD_SECRET)."
+            )
+        return ensure_demo_users(store)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port to listen on.")] = 8000,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            "--secret",
+            help="Signs the session cookies (16+ random characters). Env: CHURNGUARD_SECRET.",
+            show_default=False,
+        ),
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Demo store: a generated secret, and the demo users (printed).")
+    ] = False,
+    secure_cookies: Annotated[
+        bool, typer.Option("--secure-cookies", help="Mark cookies Secure (when served behind HTTPS).")
+    ] = False,
+    no_warm: Annotated[bool, typer.Option("--no-warm", help="Do not precompute the overview at start-up.")] = False,
+) -> None:
+    """Serve the REST API (/api, schema at /openapi.json, reference at /docs) and the dashboard.
+
+    Refuses to start with an empty, default or short secret unless --demo.
+    """
+    import uvicorn
+
+    from churnguard.api import create_app
+
+    settings = settings_of(ctx)
+    key = secret if secret is not None else os.environ.get("CHURNGUARD_SECRET")
+    users = demo_credentials(settings.db) if demo else []
+    app = create_app(settings.db, secret=key, demo=demo, secure_cookies=secure_cookies, warm_cache=not no_warm)
+    if demo:
+        console.print("Demo users (user / password / role / branch):", highlight=False)
+        for user, password, role, branch in users:
+            console.print(f"  {user:<14} {password:<14} {role:<16} {branch or '—'}", highlight=False)
+    console.print(f"Dashboard and API on http://{host}:{port}/ (API reference: /docs)", highlight=False)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
