@@ -104,6 +104,39 @@ def _clv(ctx: DemoContext) -> Any:
     return score_customers(ctx.store)
 
 
+def _train(ctx: DemoContext) -> Any:
+    """The early-warning model: point-in-time features at 12 month starts, a 30-day horizon, time backtest."""
+    from churnguard.predict.events import train_from_store
+
+    return train_from_store(ctx.store, horizon_days=30, count=12)
+
+
+def _score(ctx: DemoContext) -> Any:
+    """Churn probability, reasons and value at risk for every active customer (scores)."""
+    from churnguard.predict.events import score_store
+
+    return score_store(ctx.store)
+
+
+def _users(ctx: DemoContext) -> Any:
+    """Demo users: an admin, an analyst, a branch manager (Guangdong) and two account managers."""
+    from churnguard.auth.users import ensure_demo_users
+
+    return ensure_demo_users(ctx.store)
+
+
+def _campaign(ctx: DemoContext) -> Any:
+    """A retention campaign on the scores (budget 20,000, 10 % control), its cases assigned by load."""
+    from churnguard.retention.campaigns import create_campaign
+    from churnguard.retention.case_assign import assign_cases
+
+    campaign = create_campaign(
+        ctx.store, name="Demo retention", kind="retain", budget=20_000, control_share=0.1, seed=ctx.seed, actor="demo"
+    )
+    assign_cases(ctx.store, actor="demo", campaign_id=campaign["campaign_id"], strategy="load")
+    return campaign
+
+
 def demo_steps() -> list[DemoStep]:
     """The demo's steps in order (serving the dashboard is the CLI's last step)."""
     return [
@@ -112,6 +145,10 @@ def demo_steps() -> list[DemoStep]:
         DemoStep("metrics", "Measuring churn", _metrics),
         DemoStep("segments", "Valuing customers (RFM, ABC tiers, lifecycle)", _segments),
         DemoStep("clv", "Customer lifetime value", _clv),
+        DemoStep("train", "Training the early-warning model", _train),
+        DemoStep("score", "Scoring every active customer", _score),
+        DemoStep("users", "Creating the demo users", _users),
+        DemoStep("campaign", "Planning a retention campaign and assigning its cases", _campaign),
         DemoStep("report", "Writing the churn report", _report),
     ]
 

@@ -73,6 +73,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "metrics_cmds",
     "segment_cmds",
     "clv_cmds",
+    "features_cmds",
+    "model_cmds",
     "score_cmd",
     "report_cmd",
     "campaign_cmds",

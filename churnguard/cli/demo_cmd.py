@@ -20,6 +20,7 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 7,
     no_serve: Annotated[bool, typer.Option("--no-serve", help="Run everything except serving the dashboard.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace a store that holds other data.")] = False,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="Port of the dashboard.")] = 8000,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Build a demo store from the seeded simulator, load it, summarise it (and serve the dashboard)."""
@@ -67,7 +68,7 @@ def demo(
         if report is not None:
             console.print(f"\nThe periodic churn report: {report}", highlight=False, soft_wrap=True)
     if not no_serve:
-        serve_dashboard(settings.db, fmt)
+        serve_dashboard(settings.db, fmt, port=port)
 
 
 def render_churn_summary(churn: object, lang: str = "en") -> None:
@@ -88,23 +89,21 @@ def render_churn_summary(churn: object, lang: str = "en") -> None:
     )
 
 
-def serve_dashboard(db: str, fmt: OutputFormat) -> None:
-    """The final demo step. The web dashboard is not part of this version yet, so say what to do instead."""
-    if fmt == OutputFormat.json:
-        return
-    import sys
+def serve_dashboard(db: str, fmt: OutputFormat, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """The final demo step: the dashboard on http://127.0.0.1:8000 with the demo users (printed)."""
+    import uvicorn
 
-    from churnguard.store.connection import DEFAULT_URL
+    from churnguard.api import create_app
+    from churnguard.cli.serve_cmd import demo_credentials
 
-    program = sys.argv[0] if sys.argv and sys.argv[0].endswith("churnguard") else "churnguard"
-    cli = program if db == DEFAULT_URL else f"{program} --db {db}"
-    console.print(
-        "\nThe web dashboard is not in this version yet: open the report above in a browser, "
-        "and explore the demo store with:\n"
-        f"  {cli} tables\n"
-        f"  {cli} metrics churn --from 2025-01-01 --to 2025-12-31 --period quarter --by branch\n"
-        f"  {cli} metrics loss --from 2025-01-01 --to 2025-12-31 --by reason\n"
-        f"  {cli} --lang zh report --out report-zh.html",
-        highlight=False,
-        soft_wrap=True,
-    )
+    users = demo_credentials(db)
+    app = create_app(db, secret=None, demo=True, warm_cache=True)
+    if fmt != OutputFormat.json:
+        console.print("\nDemo users (user / password / role / branch):", highlight=False)
+        for user, password, role, branch in users:
+            console.print(f"  {user:<14} {password:<14} {role:<16} {branch or '—'}", highlight=False)
+        console.print(
+            f"\nThe dashboard: http://{host}:{port}/  (API reference: /docs; Ctrl-C stops it)",
+            highlight=False,
+        )
+    uvicorn.run(app, host=host, port=port, log_level="warning")

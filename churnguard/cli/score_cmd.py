@@ -25,9 +25,7 @@ def score(
         str | None,
         typer.Option("--model", help="A model directory or model id (default: the store's active model)."),
     ] = None,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Also write the scores to a CSV or Parquet file.")
-    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Also write the scores to a CSV or Parquet file.")] = None,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
     """Score every active customer: churn probability, risk band, value at risk and the top reasons (流失预警评分)."""

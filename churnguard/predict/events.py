@@ -1,0 +1,379 @@
+"""Event-based early warning: train on the store's own tables, score every active customer.
+
+Training (``churnguard model train --db URL --horizon 30d``):
+
+1. observation dates: the last ``count`` month starts whose horizon ends by the data's as-of
+   date (a label needs the whole horizon observed);
+2. point-in-time features and labels at every date (:func:`churnguard.features.build_features`:
+   features from data before the date, label = churn within the horizon after it);
+3. a time-based backtest (train on earlier dates, test on each later one), then the model on
+   every date but the last (the validation date chooses the calibration) and its quality on the
+   last date, which it never saw;
+4. a Cox proportional-hazards view on the same features (expected time to churn, concordance);
+5. the model directory and a ``model_runs`` row (the registry).
+
+Scoring (``churnguard score --as-of DATE``) builds the features at the date for every active
+customer, predicts, explains (top reasons in words, en and zh) and writes one ``scores`` row per
+customer, with ``value_at_risk = probability × value``, value as the retention playbooks define
+it (:func:`churnguard.retention.value.customer_value_sql`: CLV from ``customer_value``, else the
+trailing 12-month margin).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churnguard.errors import ChurnguardError, ConfigError
+from churnguard.store.connection import Store
+
+#: Columns of the feature frame that describe the row, not the customer's behaviour.
+NON_FEATURES = ("customer_id", "as_of", "label", "days_to_churn", "churned")
+#: Risk bands: ``high`` = the top 10 % of the validation scores, ``medium`` = the next 20 %.
+BAND_SHARES = (("high", 0.10), ("medium", 0.30))
+#: Rows the Cox model is fitted on at most (a random sample; the hazard fit is O(n·p²)).
+COX_MAX_ROWS = 40_000
+
+
+class ModelNotFoundError(ChurnguardError, LookupError):
+    """No trained model to score with."""
+
+    http_status = 404
+    exit_code = 2
+
+
+@dataclass
+class EventTraining:
+    """What :func:`train_from_store` did."""
+
+    model_id: str
+    path: Path
+    horizon_days: int
+    observation_dates: list[dt.date]
+    rows: int
+    positives: int
+    test: dict[str, Any]
+    backtest: list[dict[str, Any]]
+    cox: dict[str, Any] | None
+    drivers: list[dict[str, Any]]
+    driver_categories: dict[str, float]
+    training_seconds: float
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "path": str(self.path),
+            "mode": "events",
+            "horizon_days": self.horizon_days,
+            "observation_dates": [d.isoformat() for d in self.observation_dates],
+            "rows": self.rows,
+            "positives": self.positives,
+            "test": self.test,
+            "backtest": self.backtest,
+            "cox": self.cox,
+            "drivers": self.drivers,
+            "driver_categories": self.driver_categories,
+            "training_seconds": round(self.training_seconds, 2),
+            "notes": self.notes,
+        }
+
+
+@dataclass
+class ScoringRun:
+    """What :func:`score_store` wrote."""
+
+    model_id: str
+    as_of: dt.date
+    customers: int
+    bands: dict[str, int]
+    mean_probability: float
+    value_at_risk: float | None
+    top_reasons: dict[str, int]
+    seconds: float
+    frame: pd.DataFrame | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model_id": self.model_id,
+            "as_of": self.as_of.isoformat(),
+            "customers": self.customers,
+            "bands": self.bands,
+            "mean_probability": round(self.mean_probability, 6),
+            "value_at_risk": None if self.value_at_risk is None else round(self.value_at_risk, 2),
+            "top_reasons": self.top_reasons,
+            "seconds": round(self.seconds, 2),
+        }
+
+
+def default_model_dir(store: Store) -> Path:
+    """Where models of a store live: ``<store folder>/models`` (``./models`` for in-memory stores)."""
+    if store.url.path == ":memory:":
+        return Path("models")
+    return Path(store.url.path).expanduser().resolve().parent / "models"
+
+
+def training_dates(store: Store, *, horizon_days: int, lead_days: int, count: int, every: str) -> list[dt.date]:
+    """Observation dates whose horizon is fully observed: the last ``count`` of them, oldest first."""
+    from churnguard.features import observation_dates
+    from churnguard.metrics.activity import data_as_of
+
+    end = data_as_of(store) - dt.timedelta(days=horizon_days + lead_days)
+    dates = observation_dates(store, end=end, every=every, count=count)
+    if len(dates) < 3:
+        raise ConfigError(
+            f"the store's data end on {data_as_of(store)}: with a {horizon_days}-day horizon only "
+            f"{len(dates)} observation date(s) fit, and a time-based model needs at least 3. "
+            "Fix: a shorter --horizon, more --observations, or more history."
+        )
+    return dates
+
+
+def train_from_store(
+    store: Store,
+    *,
+    horizon_days: int = 30,
+    lead_days: int = 0,
+    observations: str = "monthly",
+    count: int = 12,
+    algorithm: str = "lightgbm",
+    out: Path | None = None,
+    seed: int = 0,
+    cox: bool = True,
+    folds: int = 3,
+    max_rows: int | None = 60_000,
+    progress: Any = None,
+) -> EventTraining:
+    """Train the early-warning model on the store's tables (see the module docstring)."""
+    from churnguard.features import CATALOG, build_features
+    from churnguard.predict import backtest, evaluate, train
+    from churnguard.predict.registry import register
+
+    def step(text: str) -> None:
+        if progress is not None:
+            progress(text)
+
+    started = time.perf_counter()
+    notes: list[str] = []
+    dates = training_dates(store, horizon_days=horizon_days, lead_days=lead_days, count=count, every=observations)
+    step(f"Building features at {len(dates)} observation dates")
+    frame = build_features(store, dates, horizon_days=horizon_days, lead_days=lead_days, labels=True)
+    if frame.empty or frame["label"].sum() == 0:
+        raise ConfigError(
+            f"no churn inside the {horizon_days}-day horizon after any of the {len(dates)} observation dates: "
+            "nothing to learn. Fix: a longer --horizon or more history."
+        )
+    drop = [c for c in ("days_to_churn", "churned") if c in frame.columns]
+    last = max(dates)
+    # Honest test: the model may only learn outcomes known by the test date, so training dates end a
+    # whole horizon (and lead) before it; the backtest folds keep the same gap.
+    gap = horizon_days + lead_days
+    history = frame[frame["as_of"] <= last - dt.timedelta(days=gap)]
+    holdout = frame[frame["as_of"] == last]
+    if max_rows is not None and len(history) > max_rows:
+        # A uniform sample keeps the base rate (so calibration stays honest) and bounds the fit's time.
+        history = history.sample(n=max_rows, random_state=seed).sort_values(["as_of", "customer_id"])
+        notes.append(f"trained on a uniform sample of {max_rows:,} of the earlier dates' rows")
+    step("Time-based backtest")
+    backtest_folds = backtest(
+        history.drop(columns=drop),
+        label="label",
+        time_col="as_of",
+        folds=folds,
+        gap_days=gap,
+        id_col="customer_id",
+        catalog=CATALOG,
+        seed=seed,
+    )
+    step("Fitting the model on the earlier dates; testing on the last")
+    model = train(
+        history.drop(columns=drop),
+        label="label",
+        id_col="customer_id",
+        time_col="as_of",
+        algorithm=algorithm,
+        catalog=CATALOG,
+        seed=seed,
+    )
+    p = model.predict(holdout)
+    test = evaluate(holdout["label"].to_numpy(), p)
+    test["as_of"] = last.isoformat()
+    cox_result = None
+    if cox:
+        step("Survival view (Cox proportional hazards)")
+        from churnguard.predict.cox import fit_cox
+
+        try:
+            cox_result = fit_cox(history, holdout, features=model.features, seed=seed)
+        except ChurnguardError as exc:
+            notes.append(f"Cox model skipped: {exc}")
+    model.meta.update(
+        {
+            "mode": "events",
+            "horizon_days": horizon_days,
+            "lead_days": lead_days,
+            "observation_dates": [d.isoformat() for d in dates],
+            "test": test,
+            "backtest": backtest_folds,
+            "bands": _band_cutoffs(p),
+        }
+    )
+    if cox_result is not None:
+        model.meta["cox"] = cox_result.summary()
+    model.metrics = {**model.metrics, "test": test}
+    path = Path(out) if out is not None else default_model_dir(store) / model.model_id
+    model.save(path)
+    if cox_result is not None:
+        cox_result.save(path)
+    seconds = time.perf_counter() - started
+    model.meta["training_seconds"] = round(seconds, 2)
+    model.meta["data_window"] = {"from": min(dates).isoformat(), "to": last.isoformat()}
+    register(store, model, path, active=True)
+    store.execute("UPDATE model_runs SET active = false WHERE mode = 'events' AND model_id <> ?", [model.model_id])
+    importance = model.importance()
+    drivers = importance.head(10).to_dict("records")
+    by_category = importance.groupby("category")["share"].sum().sort_values(ascending=False)
+    driver_categories = {str(k): round(float(v), 4) for k, v in by_category.items()}
+    return EventTraining(
+        model_id=model.model_id,
+        path=path,
+        horizon_days=horizon_days,
+        observation_dates=dates,
+        rows=len(frame),
+        positives=int(frame["label"].sum()),
+        test=test,
+        backtest=backtest_folds,
+        cox=None if cox_result is None else cox_result.summary(),
+        drivers=drivers,
+        driver_categories=driver_categories,
+        training_seconds=seconds,
+        notes=notes,
+    )
+
+
+def _band_cutoffs(p: np.ndarray) -> dict[str, float]:
+    """Probability cut-offs of the risk bands, from the held-out scores' distribution."""
+    return {band: float(np.quantile(p, 1 - share)) for band, share in BAND_SHARES}
+
+
+def risk_bands(p: np.ndarray, cutoffs: dict[str, float]) -> np.ndarray:
+    """``high`` at or above the high cut-off, ``medium`` at or above the medium one, else ``low``."""
+    return np.where(p >= cutoffs["high"], "high", np.where(p >= cutoffs["medium"], "medium", "low"))
+
+
+def resolve_model(store: Store, model: str | Path | None) -> tuple[str, Path]:
+    """The model to score with: a directory, a model id from ``model_runs``, or the active events model."""
+    if model is not None and Path(model).is_dir():
+        meta = json.loads((Path(model) / "model.json").read_text())
+        return meta["model_id"], Path(model)
+    if model is not None:
+        row = store.execute("SELECT model_id, path FROM model_runs WHERE model_id = ?", [str(model)]).fetchone()
+        if row is None:
+            raise ModelNotFoundError(
+                f'model "{model}": no such directory and no such model id in model_runs. '
+                "Fix: churnguard model list shows the trained models."
+            )
+        return row[0], Path(row[1])
+    row = store.execute(
+        "SELECT model_id, path FROM model_runs WHERE mode = 'events' AND active ORDER BY created_at DESC LIMIT 1"
+    ).fetchone()
+    if row is None:
+        raise ModelNotFoundError(
+            "no trained early-warning model in this store. Fix: churnguard model train --horizon 30d first."
+        )
+    return row[0], Path(row[1])
+
+
+def score_store(
+    store: Store,
+    *,
+    as_of: dt.date | None = None,
+    model: str | Path | None = None,
+    keep_frame: bool = False,
+) -> ScoringRun:
+    """Score every customer active at ``as_of`` (default: the data's as-of date + 1 day) into ``scores``."""
+    from churnguard.features import build_features
+    from churnguard.metrics.activity import data_as_of
+    from churnguard.predict import load_model
+    from churnguard.retention.value import customer_value_sql
+
+    started = time.perf_counter()
+    model_id, path = resolve_model(store, model)
+    trained = load_model(path)
+    if as_of is None:
+        as_of = data_as_of(store) + dt.timedelta(days=1)
+    frame = build_features(store, as_of, labels=False)
+    if frame.empty:
+        raise ConfigError(f"no customer is active on {as_of}: nothing to score.")
+    p = trained.predict(frame)
+    explained = trained.reasons(frame, top=3, langs=("en", "zh"))
+    cutoffs = trained.meta.get("bands") or _band_cutoffs(p)
+    horizon = int(trained.meta.get("horizon_days") or 30)
+    out = pd.DataFrame(
+        {
+            "customer_id": frame["customer_id"].astype(str).to_numpy(),
+            "probability": p.astype(float),
+            "risk_band": risk_bands(p, cutoffs),
+            "top_reason": explained["top_reason"].to_numpy(),
+            "reasons": explained["reasons"].to_numpy(),
+        }
+    )
+    cox_days = _cox_days(path, frame)
+    out["expected_days_to_churn"] = cox_days
+    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    with store.transaction():
+        store.raw.register("_cg_scored_df", out)
+        store.execute("CREATE OR REPLACE TEMP TABLE _cg_scored AS SELECT * FROM _cg_scored_df")
+        store.raw.unregister("_cg_scored_df")
+        store.execute(
+            "CREATE OR REPLACE TEMP TABLE _cg_targets AS SELECT customer_id, CAST(? AS DATE) - 1 AS w_to "
+            "FROM _cg_scored",
+            [as_of],
+        )
+        store.execute("DELETE FROM scores WHERE as_of = ?", [as_of])  # one scoring per day: the latest model's
+        store.execute(
+            f"""
+            INSERT INTO scores (customer_id, as_of, model_id, horizon_days, probability, risk_band, value_at_risk,
+                                top_reason, reasons, expected_days_to_churn, scored_at)
+            SELECT s.customer_id, CAST($as_of AS DATE), $model_id, $horizon, s.probability, s.risk_band,
+                   s.probability * v.value, s.top_reason, s.reasons, s.expected_days_to_churn, $scored_at
+            FROM _cg_scored s LEFT JOIN ({customer_value_sql(store, "_cg_targets")}) v
+              ON v.customer_id = s.customer_id
+            """,
+            {"as_of": as_of, "model_id": model_id, "horizon": horizon, "scored_at": scored_at},
+        )
+        store.execute("DROP TABLE _cg_scored")
+        store.execute("DROP TABLE _cg_targets")
+    var = store.execute(
+        "SELECT sum(value_at_risk), count(value_at_risk) FROM scores WHERE as_of = ? AND model_id = ?",
+        [as_of, model_id],
+    ).fetchone()
+    bands = out["risk_band"].value_counts().to_dict()
+    return ScoringRun(
+        model_id=model_id,
+        as_of=as_of,
+        customers=len(out),
+        bands={b: int(bands.get(b, 0)) for b in ("high", "medium", "low")},
+        mean_probability=float(p.mean()),
+        value_at_risk=float(var[0]) if var[1] else None,
+        top_reasons={str(k): int(v) for k, v in out["top_reason"].value_counts().items()},
+        seconds=time.perf_counter() - started,
+        frame=out if keep_frame else None,
+    )
+
+
+def _cox_days(path: Path, frame: pd.DataFrame) -> np.ndarray:
+    """Expected days to churn from the model's Cox view, where one was fitted (else NaN)."""
+    from churnguard.predict.cox import load_cox
+
+    cox = load_cox(path)
+    if cox is None:
+        return np.full(len(frame), np.nan)
+    return cox.expected_days(frame)
