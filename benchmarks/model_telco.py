@@ -1,11 +1,12 @@
-"""Model quality on IBM Telco: logistic regression vs LightGBM on an 80/20 stratified split.
+"""Model quality on IBM Telco: logistic regression, LightGBM and their blend on an 80/20 stratified split.
 
 The split: ``sklearn.model_selection.train_test_split(table, test_size=0.2,
 stratify=table["Churn"], random_state=0)`` over the 7,043 rows of the bundled copy of
 ``WA_Fn-UseC_-Telco-Customer-Churn.csv`` (identical bytes to ``../shared/data/telco_ibm``), read as
 text with :func:`churnguard.predict.read_table` — exactly what ``churnguard model train`` reads.
 Every model is trained on the 80 % only (its own 20 % validation inside for early stopping,
-``num_leaves``, C and the calibration); the 20 % test split is scored once.  The same is repeated
+``num_leaves``, C, the blend weight and the calibration); the 20 % test split is scored once per
+algorithm.  The same is repeated
 on the split seeds 1–4 to show how much one split moves the numbers.
 
 A second table, the extended IBM version (``telco_ibm_cltv``: same customers plus geography),
@@ -33,7 +34,7 @@ import numpy as np
 HERE = Path(__file__).parent
 DATA = HERE.parent / "churnguard" / "datasets" / "data"
 RESULTS = HERE / "results" / "model_telco.json"
-ALGORITHMS = ("logistic", "lightgbm", "auto")
+ALGORITHMS = ("logistic", "lightgbm", "auto", "blend")
 LEAKS = ["Churn Label", "Churn Score", "CLTV", "Churn Reason"]
 TARGETS = {"auc": 0.85, "lift_at_10": 2.9}
 
@@ -57,6 +58,7 @@ def run(table, label: str, positive: str, id_col: str, seed: int, drop: list[str
         lgb = model.meta.get("lightgbm") or {}
         out[algorithm] = {
             "chosen": model.algorithm,
+            "blend_weight": (model.meta.get("blend") or {}).get("weight_lightgbm"),
             "auc": m["auc"],
             "pr_auc": m["pr_auc"],
             "lift_at_10": m["lift_at_10"],

@@ -156,10 +156,20 @@ def test_demo_builds_and_summarises_the_store_without_serving(tmp_path: Path) ->
     assert data["steps"][:2] == ["simulate", "load"]
     assert data["branches"][0]["level"] == 0 and data["branches"][0]["customers"] == 2000
     assert {b["level"] for b in data["branches"]} == {0, 1}
+    # The whole pipeline ran: a model tested on a month it never saw, scores, a campaign with cases.
+    assert data["steps"][-5:] == ["train", "score", "users", "campaign", "report"]
+    model, scores, campaign = data["model"], data["scores"], data["campaign"]
+    assert 0.5 < model["test"]["auc"] <= 1 and model["test"]["as_of"] == model["observation_dates"][-1]
+    assert scores["customers"] > 0 and sum(scores["bands"].values()) == scores["customers"]
+    assert campaign["campaign_id"].startswith("CMP-")
+    with duckdb.connect(db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM scores").fetchone()[0] == scores["customers"]
+        assert con.execute("SELECT count(*) FROM cases").fetchone()[0] == campaign["cases_opened"]
+        assert con.execute("SELECT count(*) FROM users WHERE role = 'admin'").fetchone()[0] == 1
     # The readable summary names the tables and the branches.
     r = cg("--db", db, "demo", "--customers", "2000", "--no-serve")
     assert r.returncode == 0, r.stderr
-    assert "events" in r.stdout and "Head office" in r.stdout and "web dashboard" not in r.stdout
+    assert "events" in r.stdout and "Head office" in r.stdout and "Early warning: model" in r.stdout
 
 
 def test_demo_refuses_to_overwrite_other_data(tmp_path: Path, files: dict[str, Path]) -> None:

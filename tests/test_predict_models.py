@@ -14,7 +14,14 @@ import pytest
 from churnguard.predict import backtest, evaluate, list_models, load_model, register, train
 from churnguard.predict.errors import ModelFormatError, TableError
 from churnguard.predict.explain import DEDUP_MIN_ROWS, _tree_contributions, top_positive
-from churnguard.predict.models import Calibrator, choose_calibration, sigmoid
+from churnguard.predict.models import (
+    BLEND_WEIGHTS,
+    Calibrator,
+    choose_blend_weight,
+    choose_calibration,
+    log_loss,
+    sigmoid,
+)
 from churnguard.store import Store
 
 
@@ -47,10 +54,13 @@ def data() -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def models(data: pd.DataFrame) -> dict[str, object]:
-    return {a: train(data, label="churn", id_col="customer", algorithm=a, seed=0) for a in ("lightgbm", "logistic")}
+    trained = {a: train(data, label="churn", id_col="customer", algorithm=a, seed=0) for a in ("lightgbm", "logistic")}
+    trained["blend"] = train(data, label="churn", id_col="customer", seed=0)  # the default
+    assert trained["blend"].algorithm == "blend"  # this table's validation weight is inside (0, 1)
+    return trained
 
 
-@pytest.mark.parametrize("algorithm", ["lightgbm", "logistic"])
+@pytest.mark.parametrize("algorithm", ["lightgbm", "logistic", "blend"])
 def test_the_cause_is_the_top_reason_of_high_risk_customers(models: dict, data: pd.DataFrame, algorithm: str) -> None:
     model = models[algorithm]
     test = synthetic(1000, seed=1)
@@ -71,7 +81,7 @@ def test_the_cause_is_the_top_reason_of_high_risk_customers(models: dict, data: 
     assert model.importance().iloc[0]["feature"] == "usage_drop"
 
 
-@pytest.mark.parametrize("algorithm", ["lightgbm", "logistic"])
+@pytest.mark.parametrize("algorithm", ["lightgbm", "logistic", "blend"])
 def test_contributions_sum_to_the_raw_margin(models: dict, data: pd.DataFrame, algorithm: str) -> None:
     model = models[algorithm]
     X = model.matrix(data.head(500))
@@ -100,7 +110,7 @@ def test_tabulated_tree_shap_equals_pred_contrib(leaves: int, tmp_path: Path) ->
     rng = np.random.default_rng(leaves)
     frame = synthetic(3000, seed=leaves)
     frame.loc[rng.random(3000) < 0.1, "noise_b"] = np.nan  # missing values with their own direction
-    model = train(frame, label="churn", id_col="customer", seed=0, params={"num_leaves": leaves})
+    model = train(frame, label="churn", id_col="customer", algorithm="lightgbm", seed=0, params={"num_leaves": leaves})
     new = synthetic(2000, seed=99)
     new.loc[:50, "plan"] = "unknown plan"  # unseen level → missing
     new.loc[50:100, "usage_drop"] = np.nan  # missing where training had none
@@ -147,13 +157,16 @@ def test_save_and_load_give_identical_predictions(models: dict, data: pd.DataFra
         model.save(folder)
         files = sorted(p.name for p in folder.iterdir())
         lgbm_files = ["booster.txt", "model.json", "shap_tables.npz"]
-        assert files == (lgbm_files if algorithm == "lightgbm" else ["model.json"])
+        assert files == (lgbm_files if algorithm in ("lightgbm", "blend") else ["model.json"])
         back = load_model(folder)
         assert back.model_id == model.model_id and back.features == model.features
         assert back.algorithm == algorithm and back.calibrator.method == model.calibrator.method
+        assert back.blend_weight == model.blend_weight
         assert np.array_equal(back.predict(data), model.predict(data))
+        assert np.array_equal(back.reasons(data)["reasons"], model.reasons(data)["reasons"])
         assert back.explain(data.head(50))["reasons"].tolist() == model.explain(data.head(50))["reasons"].tolist()
         meta = json.loads((folder / "model.json").read_text())
+        assert meta["format_version"] == (2 if algorithm == "blend" else 1)
         assert meta["model_id"].startswith("m-") and len(meta["model_id"]) == len("m-20240101T000000-abcdef")
         for key in ("mode", "created_at", "training_seconds", "features", "dropped", "label", "calibration", "metrics"):
             assert key in meta
@@ -198,6 +211,30 @@ def test_auto_keeps_the_better_algorithm_on_validation(data: pd.DataFrame) -> No
     assert set(by) == {"lightgbm", "logistic"}
     assert model.algorithm == max(by, key=by.get)
     assert model.meta["algorithm_requested"] == "auto"
+
+
+def test_blend_weight_is_chosen_on_validation_and_its_contributions_are_exact(models: dict, data: pd.DataFrame) -> None:
+    model = models["blend"]
+    info = model.meta["blend"]
+    losses = {float(w): v for w, v in info["log_loss_by_weight"].items()}
+    assert sorted(losses) == list(BLEND_WEIGHTS)
+    assert model.blend_weight == info["weight_lightgbm"] == min(losses, key=losses.get)
+    assert 0 < model.blend_weight < 1 and losses[model.blend_weight] < min(losses[0.0], losses[1.0])
+    assert set(model.meta["validation_auc_by_algorithm"]) == {"lightgbm", "logistic", "blend"}
+    # the margin is the weighted log-odds of its two parts, and so are the contributions
+    w = model.blend_weight
+    X = model.matrix(data)
+    trees = model.booster.predict(X, raw_score=True)
+    assert np.allclose(model.margin_matrix(X), w * trees + (1 - w) * model.linear.margin(X), atol=1e-12)
+    C = model.contributions_matrix(X)
+    tree_shap = model.booster.predict(X, pred_contrib=True)
+    assert np.allclose(C[:, :-1], w * tree_shap[:, :-1] + (1 - w) * model.linear.contributions(X, X.shape[1]))
+    assert np.allclose(C.sum(axis=1), model.margin_matrix(X), atol=1e-8)
+    # a blend of a perfect and a useless margin: all the weight goes to the perfect one
+    y = (np.arange(400) % 2).astype(float)
+    good, bad = 4 * (y - 0.5), np.zeros(400)
+    assert log_loss(y, good) < log_loss(y, bad)
+    assert choose_blend_weight(good, bad, y)[0] == 1.0 and choose_blend_weight(bad, good, y)[0] == 0.0
 
 
 def test_calibration_choice() -> None:

@@ -83,8 +83,11 @@ def cli_reports(demo: dict[str, Any]) -> dict[str, tuple[Path, dict[str, Any]]]:
     folder = demo["folder"]
     for name in ("zh", "gd"):
         shutil.copyfile(demo["db"], folder / f"{name}.duckdb")
+    with churnguard.connect(folder / "zh.duckdb") as store:
+        store.execute("DELETE FROM scores")  # the zh report shows the section before any scoring
     with churnguard.connect(folder / "gd.duckdb") as store:
-        # A scores table as an early-warning model would write it: two scorings, the latest counts.
+        # Scores as the early-warning model writes them: two scorings, the latest counts.
+        store.execute("DELETE FROM scores")
         store.execute(
             """INSERT INTO scores (customer_id, as_of, model_id, probability, reasons)
                SELECT c.customer_id, d.as_of, 'm-test',
@@ -214,7 +217,11 @@ def test_english_report_shows_the_figures_in_chromium(browser: Any, demo: dict[s
         drill.locator("summary").click()
         assert drill.locator('tr[data-branch="GD-GZ"]').is_visible()
         n = assert_charts_rendered(page)
-        assert page.locator("#at_risk .message").inner_text().startswith("Early-warning scores are not computed yet")
+        # The demo trained and scored before writing the report: its most likely churners, with reasons in words.
+        at_risk = page.locator("#at_risk table tbody tr")
+        assert at_risk.count() == 15
+        assert re.search(r"\d+\.\d %", at_risk.first.locator("td.num").inner_text())
+        assert "text_en" not in page.locator("#at_risk").inner_text()
         assert "Data as of" in page.locator("#source").inner_text()
         page.screenshot(path=str(SCREENSHOTS["en"]), full_page=True)
     finally:
@@ -239,6 +246,7 @@ def test_chinese_report_shows_the_figures_in_chromium(
         for branch_id, _, name_zh in demo["provinces"]:
             assert table.locator(f'tr[data-branch="{branch_id}"] td').first.inner_text() == name_zh
         assert_charts_rendered(page)
+        assert page.locator("#at_risk .message").inner_text().startswith("尚未计算流失预警得分")
         page.screenshot(path=str(SCREENSHOTS["zh"]), full_page=True)
     finally:
         page.close()

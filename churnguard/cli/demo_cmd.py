@@ -47,6 +47,8 @@ def demo(
         tree = branch_summaries(store, max_level=1)
     churn = result.outputs.get("metrics")
     report = result.outputs.get("report")
+    training, scoring = result.outputs.get("train"), result.outputs.get("score")
+    campaign = result.outputs.get("campaign")
     if fmt == OutputFormat.json:
         print_json(
             {
@@ -58,6 +60,9 @@ def demo(
                 "branches": [b.to_dict() for b in tree],
                 "churn": churn.to_dict() if churn is not None else None,
                 "report": str(report) if report is not None else None,
+                "model": training.to_dict() if training is not None else None,
+                "scores": scoring.to_dict() if scoring is not None else None,
+                "campaign": campaign,
             }
         )
     else:
@@ -65,10 +70,35 @@ def demo(
         render_branches(tree, settings.lang)
         if churn is not None:
             render_churn_summary(churn, settings.lang)
+        if training is not None and scoring is not None:
+            render_early_warning(training, scoring)
+        if campaign is not None:
+            console.print(
+                f"Campaign {campaign['campaign_id']}: {campaign.get('cases_opened', 0):,} retention cases opened "
+                "for the treated customers (a random 10 % control group gets none); "
+                f"churnguard --db {settings.db} campaign report {campaign['campaign_id']} measures it "
+                "after the horizon.",
+                highlight=False,
+                soft_wrap=True,
+            )
         if report is not None:
             console.print(f"\nThe periodic churn report: {report}", highlight=False, soft_wrap=True)
     if not no_serve:
         serve_dashboard(settings.db, fmt, port=port)
+
+
+def render_early_warning(training: object, scoring: object) -> None:
+    """One paragraph: the model's quality on the month it never saw, and what the scoring found."""
+    t, s = training.to_dict(), scoring.to_dict()  # type: ignore[attr-defined]
+    test = t["test"]
+    console.print(
+        f"\nEarly warning: model {t['model_id']} ({t['horizon_days']}-day horizon) on {test['as_of']}, a month it "
+        f"never saw: AUC {test['auc']:.3f}, top-decile lift {test['lift_at_10']:.2f}. Scored {s['customers']:,} "
+        f"active customers on {s['as_of']}: {s['bands']['high']:,} high risk, value at risk "
+        f"{(s['value_at_risk'] or 0):,.0f}.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def render_churn_summary(churn: object, lang: str = "en") -> None:

@@ -141,7 +141,13 @@ def train_cmd(
         str | None, typer.Option("--positive", help="The label's churned value (default: yes/true/1/churned).")
     ] = None,
     out: Annotated[Path | None, typer.Option("--out", help="Folder to write the model into.")] = None,
-    algorithm: Annotated[str, typer.Option("--algorithm", help="lightgbm, logistic or auto.")] = "lightgbm",
+    algorithm: Annotated[
+        str,
+        typer.Option(
+            "--algorithm",
+            help="blend (LightGBM and logistic, weight chosen on validation data), lightgbm, logistic or auto.",
+        ),
+    ] = "blend",
     seed: Annotated[int, typer.Option("--seed", help="Seeds the split, the trees and the calibration.")] = 0,
     time_col: Annotated[
         str | None, typer.Option("--time-col", help="A date column: the latest dates validate (else a random 20 %).")

@@ -143,7 +143,7 @@ def train_from_store(
     lead_days: int = 0,
     observations: str = "monthly",
     count: int = 12,
-    algorithm: str = "lightgbm",
+    algorithm: str = "blend",
     out: Path | None = None,
     seed: int = 0,
     cox: bool = True,
@@ -189,6 +189,7 @@ def train_from_store(
         folds=folds,
         gap_days=gap,
         id_col="customer_id",
+        algorithm=algorithm,
         catalog=CATALOG,
         seed=seed,
     )

@@ -9,7 +9,9 @@ row sums to the model's raw margin:
   large to tabulate, LightGBM computes them, once per group of rows with the same split decisions
   everywhere (identical SHAP values);
 - logistic regression: β_k · z_k (standardised coefficient × standardised value), summed per
-  feature over its design columns (one-hot levels, missing-indicator).
+  feature over its design columns (one-hot levels, missing-indicator);
+- blend (margin w · m_lightgbm + (1 − w) · m_logistic): w · (tree SHAP) + (1 − w) · (β · z), base
+  values likewise — exact, since both are additive in log-odds.
 
 **Reasons**: the ``top`` features with the largest *positive* contributions (the ones that push
 this customer towards churn), largest first, chosen over the whole contribution matrix at once
@@ -56,10 +58,20 @@ CONTRIB_RANGE = 100  # contributions in ±100 log-odds come from a lookup table 
 
 def contributions(model: TrainedModel, X: np.ndarray) -> np.ndarray:
     """(rows × (features + 1)) raw log-odds contributions; the last column is the base value."""
-    p = X.shape[1]
     if model.booster is not None:
-        return _tree_contributions(model, X)
+        trees = _tree_contributions(model, X)
+        if model.algorithm != "blend":
+            return trees
+        w = model.blend_weight
+        assert w is not None
+        return w * trees + (1 - w) * _linear_contributions(model, X)
+    return _linear_contributions(model, X)
+
+
+def _linear_contributions(model: TrainedModel, X: np.ndarray) -> np.ndarray:
+    """β · z per feature and the intercept as the base value."""
     assert model.linear is not None
+    p = X.shape[1]
     out = np.empty((X.shape[0], p + 1))
     out[:, :p] = model.linear.contributions(X, p)
     out[:, p] = model.linear.intercept

@@ -11,8 +11,12 @@
    - ``logistic``: median imputation plus a missing-indicator per column with missing values,
      one-hot levels, every design column standardised (z = (x − mean) / sd), L2-penalised logistic
      regression with C ∈ {0.01, 0.1, 1, 10} chosen by validation log loss;
-   - ``lightgbm`` (default): gradient-boosted trees with native categorical splits and missing
+   - ``lightgbm``: gradient-boosted trees with native categorical splits and missing
      values left missing (:data:`LGBM_PARAMS`), early stopping on the validation log loss;
+   - ``blend`` (default): both, and the blend of their log-odds
+     m = w · m_lightgbm + (1 − w) · m_logistic with the weight w ∈ {0, 0.1, …, 1} of the lowest
+     validation log loss; w = 1 keeps LightGBM alone and w = 0 the logistic regression (recorded
+     as that algorithm), so the blend never does worse on validation than either model;
    - ``auto``: both, the one with the higher validation AUC is kept (recorded in the metadata);
 
 4. calibration chosen on the validation predictions by 5-fold cross-validated Brier score among
@@ -22,7 +26,7 @@
    calibrated predictions), global importance, the logistic-regression driver table and partial
    dependence of the top drivers;
 6. (``refit=True``) the model refitted on all rows with the chosen settings (the number of trees,
-   C); the calibrator fitted on validation stays.
+   C, the blend weight); the calibrator fitted on validation stays.
 
 Every model also fits the logistic regression for its driver table: standardised coefficients with
 their sign, the classic "which factors relate to churn" analysis.
@@ -46,9 +50,10 @@ import pandas as pd
 from churnguard.predict.errors import ModelError, ModelFormatError, table_problem
 from churnguard.predict.tabular import TablePlan, check_options, infer_plan, label_vector
 
-FORMAT_VERSION = 1
-ALGORITHMS = ("lightgbm", "logistic", "auto")
-DEFAULT_ALGORITHM = "lightgbm"
+#: Version 2 adds the blend (``blend_weight``); other models are still written as version 1.
+FORMAT_VERSION = 2
+ALGORITHMS = ("lightgbm", "logistic", "blend", "auto")
+DEFAULT_ALGORITHM = "blend"
 N_JOBS = 2
 #: Below this many rows LightGBM runs on one thread: OpenMP threads cost more than they give on small
 #: data, and far more when the machine's cores are busy.
@@ -84,6 +89,8 @@ LEAVES_GRID = (4, 7)
 LEAVES_GRID_MAX_ROWS = 300_000
 EARLY_STOPPING = 100
 LOGISTIC_CS = (0.01, 0.1, 1.0, 10.0)
+#: Weights of LightGBM's log-odds tried for the blend (the rest is the logistic regression's).
+BLEND_WEIGHTS = tuple(k / 10 for k in range(11))
 CALIBRATION_GAIN = 0.005
 #: Rows used for the global importance and the partial dependence (a seeded sample of validation).
 EXPLAIN_SAMPLE = 5000
@@ -347,6 +354,22 @@ def _fit_logistic(
     return best, {"C": best.c, "log_loss_by_C": {str(k): round(v, 6) for k, v in losses.items()}}
 
 
+def log_loss(y: np.ndarray, margin: np.ndarray) -> float:
+    """Mean log loss of σ(margin): −(1/n) Σ [y log p + (1 − y) log(1 − p)]."""
+    p = np.clip(sigmoid(margin), 1e-12, 1 - 1e-12)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def choose_blend_weight(
+    margin_lightgbm: np.ndarray, margin_logistic: np.ndarray, y: np.ndarray
+) -> tuple[float, dict[str, float]]:
+    """The weight w ∈ :data:`BLEND_WEIGHTS` minimising the log loss of w · m_lightgbm + (1 − w) · m_logistic
+    on validation rows (ties: the larger w); returns w and the log loss per weight."""
+    losses = {w: log_loss(y, w * margin_lightgbm + (1 - w) * margin_logistic) for w in BLEND_WEIGHTS}
+    best = min(sorted(losses, reverse=True), key=lambda w: losses[w])
+    return best, {f"{w:.1f}": round(v, 6) for w, v in losses.items()}
+
+
 # -- LightGBM --------------------------------------------------------------------------------
 
 
@@ -419,9 +442,10 @@ def _fit_lightgbm(
 class TrainedModel:
     """A trained, calibrated churn model with its column plan and metadata.
 
-    Attributes: ``model_id``, ``algorithm`` (lightgbm | logistic), ``features`` (feature names in
-    model order), ``metrics`` (dict; ``validation`` holds :func:`evaluate` on validation data),
-    ``meta`` (everything recorded in ``model.json``), ``plan``, ``catalog``.
+    Attributes: ``model_id``, ``algorithm`` (lightgbm | logistic | blend), ``blend_weight`` (blend: the
+    weight w of LightGBM's log-odds), ``features`` (feature names in model order), ``metrics`` (dict;
+    ``validation`` holds :func:`evaluate` on validation data), ``meta`` (everything recorded in
+    ``model.json``), ``plan``, ``catalog``.
     """
 
     def __init__(
@@ -436,9 +460,11 @@ class TrainedModel:
         metrics: dict[str, Any] | None = None,
         model_id: str | None = None,
         catalog: Mapping[str, Any] | None = None,
+        blend_weight: float | None = None,
     ) -> None:
         self.plan = plan
         self.algorithm = algorithm
+        self.blend_weight = None if blend_weight is None else float(blend_weight)
         self.calibrator = calibrator
         self.booster = booster
         self.linear = linear
@@ -463,10 +489,15 @@ class TrainedModel:
 
     # -- prediction ----------------------------------------------------------------------
     def margin_matrix(self, X: np.ndarray) -> np.ndarray:
-        """Raw log-odds for an encoded matrix."""
+        """Raw log-odds for an encoded matrix (blend: w · m_lightgbm + (1 − w) · m_logistic)."""
         if self.booster is not None:
             threads = threads_for(X.shape[0])
-            return np.asarray(self.booster.predict(X, raw_score=True, num_threads=threads), dtype=np.float64)
+            trees = np.asarray(self.booster.predict(X, raw_score=True, num_threads=threads), dtype=np.float64)
+            if self.algorithm != "blend":
+                return trees
+            assert self.linear is not None and self.blend_weight is not None
+            w = self.blend_weight
+            return w * trees + (1 - w) * self.linear.margin(X)
         assert self.linear is not None
         return self.linear.margin(X)
 
@@ -485,8 +516,8 @@ class TrainedModel:
     def contributions_matrix(self, X: np.ndarray) -> np.ndarray:
         """(rows × (features + 1)) raw log-odds contributions; the last column is the base value.
 
-        LightGBM: exact tree SHAP (``pred_contrib=True``); logistic regression: β · z per feature.
-        Each row sums to the raw margin.
+        LightGBM: exact tree SHAP (``pred_contrib=True``); logistic regression: β · z per feature;
+        blend: w · (tree SHAP) + (1 − w) · (β · z).  Each row sums to the raw margin.
         """
         from churnguard.predict.explain import contributions
 
@@ -553,10 +584,13 @@ class TrainedModel:
     # -- persistence ---------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         meta = {k: v for k, v in self.meta.items() if k not in _STRUCTURAL}
+        blend = self.algorithm == "blend"
         return {
-            "format_version": FORMAT_VERSION,
+            # version 1 readers would score a blend as LightGBM alone: only blends need version 2
+            "format_version": FORMAT_VERSION if blend else 1,
             "model_id": self.model_id,
             "algorithm": self.algorithm,
+            **({"blend_weight": self.blend_weight} if blend else {}),
             **meta,
             "features": [
                 {"name": f.name, "dtype": f.kind, "source": f.source, "category": f.category}
@@ -571,8 +605,8 @@ class TrainedModel:
         }
 
     def save(self, path: str | Path) -> Path:
-        """Write ``model.json`` into the folder ``path``; for LightGBM also ``booster.txt`` and, when the
-        trees are small enough, ``shap_tables.npz`` (the tabulated exact SHAP values)."""
+        """Write ``model.json`` into the folder ``path``; for LightGBM (and the blend) also ``booster.txt``
+        and, when the trees are small enough, ``shap_tables.npz`` (the tabulated exact SHAP values)."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         if self.booster is not None:
@@ -603,6 +637,7 @@ _STRUCTURAL = {
     "plan",
     "linear",
     "booster_file",
+    "blend_weight",
 }
 
 
@@ -665,6 +700,8 @@ def load_model(path: str | Path, *, catalog: Mapping[str, Any] | None = None) ->
         booster = lgb.Booster(model_file=str(bfile))
     linear = LinearModel.from_dict(data["linear"]) if data.get("linear") else None
     calibrator = Calibrator.from_dict(data.get("calibration", {}))
+    if data["algorithm"] == "blend" and (booster is None or linear is None or data.get("blend_weight") is None):
+        raise ModelFormatError(f"{file}: a blend needs booster_file, linear and blend_weight; the model is incomplete.")
     meta = {k: v for k, v in data.items() if k not in _STRUCTURAL}
     meta["path"] = str(folder.resolve())
     if catalog is None and meta.get("catalog"):
@@ -679,6 +716,7 @@ def load_model(path: str | Path, *, catalog: Mapping[str, Any] | None = None) ->
         metrics=data.get("metrics", {}),
         model_id=data["model_id"],
         catalog=catalog,
+        blend_weight=data.get("blend_weight"),
     )
 
 
@@ -795,7 +833,8 @@ def train(
     label : the label column; ``positive`` is its churned value (default: yes/true/1/churned).
     id_col : the customer id column (never a feature).
     time_col : a date column; the latest dates are the validation data (else a random 20 %).
-    algorithm : ``lightgbm`` (default), ``logistic`` or ``auto`` (the better on validation AUC).
+    algorithm : ``blend`` (default: LightGBM and logistic log-odds blended with the weight of the lowest
+        validation log loss), ``lightgbm``, ``logistic`` or ``auto`` (the better on validation AUC).
     catalog : feature name → spec with ``.category`` and ``.describe(value, lang)`` for reasons.
     drop : columns never to use (e.g. leaking scores).
     seed : seeds the split, LightGBM and the calibration folds.
@@ -855,14 +894,31 @@ def train(
         "logistic": {"margin": linear.margin(Xv), "info": lr_info},
     }
     booster = None
-    if algorithm in ("lightgbm", "auto"):
+    if algorithm in ("lightgbm", "auto", "blend"):
         booster, gb_info = _fit_lightgbm(plan, Xt, yt, Xv, yv, seed=seed, params=params)
         candidates["lightgbm"] = {
             "margin": np.asarray(booster.predict(Xv, raw_score=True, num_threads=threads_for(len(yv)))),
             "info": gb_info,
         }
+    blend_weight: float | None = None
+    blend_info = None
+    if algorithm == "blend":
+        blend_weight, losses = choose_blend_weight(
+            candidates["lightgbm"]["margin"], candidates["logistic"]["margin"], yv
+        )
+        blend_info = {"weight_lightgbm": blend_weight, "log_loss_by_weight": losses}
+        blend_margin = (
+            blend_weight * candidates["lightgbm"]["margin"] + (1 - blend_weight) * candidates["logistic"]["margin"]
+        )
+        candidates["blend"] = {"margin": blend_margin, "info": blend_info}
     auc_by = {name: round(float(roc_auc_score(yv, c["margin"])), 6) for name, c in candidates.items()}
-    chosen = max(("lightgbm", "logistic"), key=lambda a: auc_by[a]) if algorithm == "auto" else algorithm
+    if algorithm == "auto":
+        chosen = max(("lightgbm", "logistic"), key=lambda a: auc_by[a])
+    elif algorithm == "blend":
+        chosen = {1.0: "lightgbm", 0.0: "logistic"}.get(blend_weight or 0.0, "blend")
+    else:
+        chosen = algorithm
+    trees = chosen in ("lightgbm", "blend")
     margin_v = candidates[chosen]["margin"]
     calibrator, cal_info, p_val = choose_calibration(margin_v, yv, seed=seed)
     validation = _evaluate(yv, p_val)
@@ -871,7 +927,7 @@ def train(
     # refit on every row with the chosen settings
     refit_rows = None
     if refit:
-        if chosen == "lightgbm":
+        if trees:
             info = candidates["lightgbm"]["info"]
             booster, _ = _fit_lightgbm(plan, X, y, None, None, seed=seed, params=info["params"], rounds=info["rounds"])
         all_rows = _sample_rows(len(y), LOGISTIC_MAX_ROWS, seed)
@@ -881,9 +937,10 @@ def train(
         plan=plan,
         algorithm=chosen,
         calibrator=calibrator,
-        booster=booster if chosen == "lightgbm" else None,
-        linear=linear if chosen == "logistic" else None,
+        booster=booster if trees else None,
+        linear=linear if chosen in ("logistic", "blend") else None,
         catalog=catalog,
+        blend_weight=blend_weight if chosen == "blend" else None,
     )
     # explanations computed once, on (a sample of) the validation rows
     sample = _sample_rows(len(yv), EXPLAIN_SAMPLE, seed)
@@ -933,8 +990,9 @@ def train(
             "calibration": cal_info,
             "validation_auc_by_algorithm": auc_by,
             "logistic": lr_info,
+            "blend": blend_info,
             "lightgbm": None
-            if chosen != "lightgbm"
+            if not trees
             else {
                 "best_iteration": candidates["lightgbm"]["info"]["rounds"],
                 "params": {k: v for k, v in candidates["lightgbm"]["info"]["params"].items() if k != "verbose"},
