@@ -293,6 +293,16 @@ def test_register_and_list(models: dict, tmp_path: Path, store: Store) -> None:
     assert by_id[a.model_id]["registered"] and not by_id[b.model_id]["registered"]
     created = [m["created_at"] for m in listed]
     assert created == sorted(created, reverse=True)
+    # Inside the caller's transaction: registering joins it (a refused nested BEGIN would abort it).
+    with store.transaction():
+        register(store, b, tmp_path / "models" / "b", active=True)
+        store.execute("UPDATE model_runs SET active = false WHERE model_id <> ?", [b.model_id])
+    assert store.execute("SELECT model_id FROM model_runs WHERE active").fetchall() == [(b.model_id,)]
+    with pytest.raises(RuntimeError, match="undo"), store.transaction():
+        store.execute("DELETE FROM model_runs")
+        register(store, a, tmp_path / "models" / "a")
+        raise RuntimeError("undo")
+    assert store.execute("SELECT count(*) FROM model_runs").fetchone()[0] == 2  # rolled back together
 
 
 @dataclass(frozen=True)

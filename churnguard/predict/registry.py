@@ -86,13 +86,12 @@ class _maybe_transaction:
         self.owned = False
 
     def __enter__(self) -> None:
-        import duckdb
-
-        try:
-            self.store.raw.execute("BEGIN TRANSACTION")
-            self.owned = True
-        except duckdb.TransactionException:  # already inside the caller's transaction
+        # Asking matters: a refused nested BEGIN would abort the caller's transaction.
+        if getattr(self.store, "in_transaction", False):
             self.owned = False
+            return
+        self.store.raw.execute("BEGIN TRANSACTION")
+        self.owned = True
 
     def __exit__(self, exc_type: Any, *rest: Any) -> None:
         if not self.owned:

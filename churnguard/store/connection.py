@@ -76,6 +76,9 @@ class Store:
         self.url = url
         self.raw = raw
         self._ibis: Any = None
+        #: Whether :meth:`transaction` is open (DuckDB has no nested transactions, and a refused
+        #: ``BEGIN`` aborts the open one, so code that may run inside a caller's transaction asks).
+        self.in_transaction = False
 
     # -- engine access ---------------------------------------------------------------
     @property
@@ -116,6 +119,7 @@ class Store:
     def transaction(self) -> Iterator[Store]:
         """All statements inside commit together or not at all."""
         self.raw.execute("BEGIN TRANSACTION")
+        self.in_transaction = True
         try:
             yield self
         except BaseException:
@@ -123,6 +127,8 @@ class Store:
             raise
         else:
             self.raw.execute("COMMIT")
+        finally:
+            self.in_transaction = False
 
     # -- metadata --------------------------------------------------------------------
     @property

@@ -79,18 +79,126 @@ def overview(
     """The overview figures of ``scope`` (module docstring); cached per data version, branch and period."""
     p = period_for(store, months, start, end)
     key = ("overview", scope.metrics_branch, p["start"], p["end"])
-    return cached(cache, store, key, lambda: _with_warnings(lambda: _compute_overview(store, scope.metrics_branch, p)))
+    branch = scope.metrics_branch
+    counts = (
+        None
+        if branch is None
+        else cached(cache, store, ("churn-counts", p["start"], p["end"]), lambda: _counts_by_branch(store, p))
+    )
+    return cached(cache, store, key, lambda: _with_warnings(lambda: _compute_overview(store, branch, p, counts)))
 
 
-def _compute_overview(store: Store, branch: str | None, p: dict[str, Any]) -> dict[str, Any]:
+_COUNT_KEYS = (
+    "start_customers",
+    "new_customers",
+    "reactivated_customers",
+    "churned_customers",
+    "churned_from_start",
+    "end_customers",
+    "customer_days",
+)
+
+
+def _counts_by_branch(store: Store, p: dict[str, Any]) -> dict[str, Any]:
+    """Churn counts of every branch at once, for the period (``cur``), the previous one (``prev``) and each month.
+
+    One query: the counts of :func:`churnguard.metrics.churn.churn_report` per customer's own branch, then summed
+    over the branch tree (every count is a sum over spells, so a subtree's count is the sum of its branches').
+    Returns ``tree`` (branch with its subtree) and ``own`` (customers attached to the branch itself), each keyed
+    by (span label, branch id), the month spans, and each branch's children.
+    """
+    from churnguard.metrics.activity import spells_sql
+    from churnguard.metrics.churn import periods_between
+    from churnguard.metrics.scope import CLOSURE_SQL
+
+    months = periods_between(p["start"], p["end"], "month")
+    spans = [("cur", p["start"], p["end"]), ("prev", p["prev_start"], p["prev_end"])]
+    spans += [(f"m:{label}", a, b) for label, a, b in months]
+    spells, params = spells_sql(p["rules"])
+    sums = ", ".join(f"sum({k})::BIGINT AS {k}" for k in _COUNT_KEYS)
+    sql = f"""
+    WITH p AS (
+      SELECT unnest($labels) AS period, unnest($froms) AS p_from, unnest($tos) AS p_to
+    ), closure AS ({CLOSURE_SQL}),
+    sp AS (
+      SELECT s.*, c.branch_id FROM ({spells}) s JOIN customers c ON c.customer_id = s.customer_id
+      WHERE c.branch_id IN (SELECT branch_id FROM branches)
+    ), leaf AS (
+      SELECT p.period, sp.branch_id,
+        count(*) FILTER (WHERE sp.start_date < p.p_from) AS start_customers,
+        count(*) FILTER (WHERE sp.start_date >= p.p_from AND sp.first_spell) AS new_customers,
+        count(*) FILTER (WHERE sp.start_date >= p.p_from AND NOT sp.first_spell) AS reactivated_customers,
+        count(*) FILTER (WHERE sp.end_date <= p.p_to) AS churned_customers,
+        count(*) FILTER (WHERE sp.end_date <= p.p_to AND sp.start_date < p.p_from) AS churned_from_start,
+        count(*) FILTER (WHERE sp.end_date IS NULL OR sp.end_date > p.p_to) AS end_customers,
+        sum(least(coalesce(sp.end_date, p.p_to), p.p_to) - greatest(sp.start_date, p.p_from) + 1) AS customer_days
+      FROM p JOIN sp ON sp.start_date <= p.p_to AND (sp.end_date IS NULL OR sp.end_date >= p.p_from)
+      GROUP BY ALL
+    )
+    SELECT 'tree' AS kind, leaf.period, cl.ancestor_id AS branch, {sums}
+    FROM leaf JOIN closure cl ON cl.branch_id = leaf.branch_id GROUP BY ALL
+    UNION ALL
+    SELECT 'own', period, branch_id, {sums} FROM leaf GROUP BY ALL
+    """
+    params.update(labels=[s[0] for s in spans], froms=[s[1] for s in spans], tos=[s[2] for s in spans])
+    out: dict[str, Any] = {"tree": {}, "own": {}, "months": months, "children": {}}
+    for kind, period, branch, *values in store.execute(sql, params).fetchall():
+        out[kind][(period, branch)] = {k: int(v or 0) for k, v in zip(_COUNT_KEYS, values, strict=True)}
+    for branch, parent in store.execute("SELECT branch_id, parent_id FROM branches ORDER BY branch_id").fetchall():
+        out["children"].setdefault(parent, []).append(branch)
+    return out
+
+
+def _report(counts: dict[str, Any] | None, start: dt.date, end: dt.date) -> dict[str, Any]:
+    """Counts with their (standard) churn rate, as a :func:`churnguard.metrics.churn_report` row."""
+    from churnguard.metrics.churn import churn_rate
+
+    row = dict(counts) if counts else dict.fromkeys(_COUNT_KEYS, 0)
+    rate = churn_rate(row, definition="standard", days=(end - start).days + 1)
+    row["churn_rate"] = None if rate is None else round(rate, 6)
+    return row
+
+
+class _Report:
+    """The parts of a :class:`churnguard.metrics.churn.ChurnReport` the overview reads."""
+
+    def __init__(self, totals: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+        self.totals, self.rows = totals, rows
+
+
+def _from_counts(counts: dict[str, Any], branch: str, p: dict[str, Any]) -> tuple[_Report, _Report, list[dict]]:
+    """This branch's period and previous-period reports (by child branch) and monthly trend, from the grouped counts."""
+    tree, own = counts["tree"], counts["own"]
+
+    def report(label: str, start: dt.date, end: dt.date) -> _Report:
+        rows = [
+            {"branch": child, **_report(tree[(label, child)], start, end)}
+            for child in counts["children"].get(branch, [])
+            if (label, child) in tree
+        ]
+        if (label, branch) in own:
+            rows.append({"branch": branch, **_report(own[(label, branch)], start, end)})
+        rows.sort(key=lambda r: r["branch"])
+        return _Report(_report(tree.get((label, branch)), start, end), rows)
+
+    trend = [{"period": label, **_report(tree.get((f"m:{label}", branch)), a, b)} for label, a, b in counts["months"]]
+    return report("cur", p["start"], p["end"]), report("prev", p["prev_start"], p["prev_end"]), trend
+
+
+def _compute_overview(
+    store: Store, branch: str | None, p: dict[str, Any], counts: dict[str, Any] | None = None
+) -> dict[str, Any]:
     from churnguard.metrics import churn_alerts, churn_loss, churn_report, reason_mix
     from churnguard.reports.periods import months_in
 
     rules, start, end, p_start, p_end = p["rules"], p["start"], p["end"], p["prev_start"], p["prev_end"]
-    cur = churn_report(store, start=start, end=end, rules=rules, by="branch", branch=branch)
-    prev = churn_report(store, start=p_start, end=p_end, rules=rules, by="branch", branch=branch)
+    if counts is not None and branch is not None:  # every branch's churn counts, computed once (_counts_by_branch)
+        cur, prev, trend = _from_counts(counts, branch, p)
+    else:
+        cur = churn_report(store, start=start, end=end, rules=rules, by="branch", branch=branch)
+        prev = churn_report(store, start=p_start, end=p_end, rules=rules, by="branch", branch=branch)
+        trend = churn_report(store, start=start, end=end, rules=rules, period="month", branch=branch).rows
     loss = churn_loss(store, start=start, end=end, rules=rules, branch=branch, by="branch").to_dict()
-    trend = churn_report(store, start=start, end=end, rules=rules, period="month", branch=branch).rows
     mix_period = "quarter" if months_in(start, end) >= 6 else "month"
     mix = reason_mix(store, start=start, end=end, rules=rules, period=mix_period, branch=branch)
     alerts = churn_alerts(store, start=start, end=end, rules=rules, period="month", by="branch", branch=branch)
