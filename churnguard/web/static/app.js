@@ -29,21 +29,24 @@
       name: data.reasons.name, marker: { color: "#f97316" } }],
       { xaxis: { tickformat: ".0%" }, yaxis: { autorange: "reversed", automargin: true }, margin: { l: 12, r: 12, t: 8, b: 40 } });
   }
+  // Months as YYYY-MM, in calendar order whichever series first shows a month.
+  var month = function (m) { return String(m).slice(0, 7); };
+  var monthAxis = { type: "category", categoryorder: "category ascending", automargin: true, tickangle: -45 };
   if (data.activity) {
     var byType = {};
     data.activity.forEach(function (r) {
       (byType[r.event_type] = byType[r.event_type] || { x: [], y: [] });
-      byType[r.event_type].x.push(r.month);
+      byType[r.event_type].x.push(month(r.month));
       byType[r.event_type].y.push(r.events);
     });
     var traces = Object.keys(byType).sort().map(function (k) {
       return { x: byType[k].x, y: byType[k].y, type: "bar", name: k };
     });
-    draw("chart-activity", traces, { barmode: "stack", showlegend: traces.length > 1, legend: { orientation: "h", y: -0.25 },
-      xaxis: { type: "category" } });
+    draw("chart-activity", traces, { barmode: "stack", showlegend: traces.length > 1,
+      legend: { orientation: "h", y: -0.35 }, xaxis: monthAxis });
   }
   if (data.revenue) {
-    draw("chart-revenue", [{ x: data.revenue.x, y: data.revenue.y, type: "bar", name: data.revenue.name,
-      marker: { color: "#16a34a" } }], { xaxis: { type: "category" } });
+    draw("chart-revenue", [{ x: data.revenue.x.map(month), y: data.revenue.y, type: "bar", name: data.revenue.name,
+      marker: { color: "#16a34a" } }], { xaxis: monthAxis });
   }
 })();
