@@ -210,3 +210,84 @@ def test_serve_demo_prints_the_demo_users_and_serves(tmp_path_factory: pytest.Te
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# -- login throttling -----------------------------------------------------------------------------
+
+
+def _throttle_user(server: LiveServer, name: str) -> str:
+    """A fresh analyst for one throttling test (the shared demo users must not get locked)."""
+    from churnguard.auth.users import add_user
+
+    with churnguard.connect(server.store_path) as s:
+        add_user(s, name, role="analyst", branch_id="HQ", password="right-pass-1")
+    return "right-pass-1"
+
+
+def _token_attempt(c: httpx.Client, user: str, password: str) -> httpx.Response:
+    return c.post("/api/auth/token", json={"username": user, "password": password})
+
+
+def test_five_failures_lock_the_name_even_for_the_right_password(web_server: LiveServer) -> None:
+    from churnguard.auth.throttle import MAX_FAILED_LOGINS
+
+    right = _throttle_user(web_server, "throttle-a")
+    _throttle_user(web_server, "throttle-b")
+    with client(web_server) as c:
+        first = [_token_attempt(c, "throttle-a", "wrong-pass").status_code for _ in range(MAX_FAILED_LOGINS)]
+        locked = _token_attempt(c, "throttle-a", right)
+        other = _token_attempt(c, "throttle-b", right)
+    assert first == [401] * MAX_FAILED_LOGINS
+    assert locked.status_code == 429, locked.text
+    assert locked.json()["error"]["code"] == "too_many_attempts"
+    assert "try again" in locked.json()["error"]["message"]
+    assert "token" not in locked.json()
+    assert other.status_code == 200, other.text  # another user is unaffected
+    assert [r["user_id"] for r in audit_rows(web_server, "login.locked")].count("throttle-a") == 1
+    # the refused attempt did not check the password: it is neither a failure nor a success
+    assert "throttle-a" not in [r["user_id"] for r in audit_rows(web_server, "login.success")]
+    assert [r["user_id"] for r in audit_rows(web_server, "login.failure")].count("throttle-a") == MAX_FAILED_LOGINS
+
+
+def test_unknown_names_are_throttled_the_same_way(web_server: LiveServer) -> None:
+    with client(web_server) as c:
+        codes = [_token_attempt(c, "no-such-user-x", "wrong-pass").status_code for _ in range(6)]
+        body = _token_attempt(c, "no-such-user-x", "wrong-pass").json()
+    assert codes == [401] * 5 + [429]
+    assert body["error"]["code"] == "too_many_attempts"
+
+
+def test_the_web_form_is_throttled_too(web_server: LiveServer) -> None:
+    right = _throttle_user(web_server, "throttle-web")
+    with httpx.Client(base_url=web_server.base_url, timeout=60) as c:
+        codes = [web_login(c, "throttle-web", "wrong-pass").status_code for _ in range(5)]
+        locked = web_login(c, "throttle-web", right)
+    assert codes == [401] * 5
+    assert locked.status_code == 429
+    assert "Too many failed logins" in locked.text and 'name="csrf_token"' in locked.text
+    assert "cg_session" not in str(locked.headers.get("set-cookie", ""))
+    with client(web_server) as api:  # the lock is per name, whichever door the failures came through
+        assert _token_attempt(api, "throttle-web", right).status_code == 429
+
+
+def test_failures_older_than_the_window_do_not_count(web_server: LiveServer) -> None:
+    import datetime as dt
+
+    from churnguard.auth.throttle import FAILURE_WINDOW, MAX_FAILED_LOGINS
+
+    right = _throttle_user(web_server, "throttle-old")
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    with churnguard.connect(web_server.store_path) as s:
+        for i in range(MAX_FAILED_LOGINS):  # old failures, just outside the window
+            audit.record(
+                s, "login.failure", user_id="throttle-old", now=now - FAILURE_WINDOW - dt.timedelta(seconds=30 + i)
+            )
+        for i in range(MAX_FAILED_LOGINS - 1):  # recent ones, one short of the limit
+            audit.record(s, "login.failure", user_id="throttle-old", now=now - dt.timedelta(minutes=1 + i))
+    with client(web_server) as c:
+        ok = _token_attempt(c, "throttle-old", right)  # a success does not reset the recent failures …
+        fail = _token_attempt(c, "throttle-old", "wrong-pass")  # … so one more failure locks the name
+        locked = _token_attempt(c, "throttle-old", right)
+    assert ok.status_code == 200, ok.text
+    assert fail.status_code == 401
+    assert locked.status_code == 429

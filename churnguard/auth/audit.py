@@ -1,6 +1,6 @@
 """The audit log (``audit_log``, schema v4): who did what, when, from where.
 
-Recorded: logins (``login.success``, ``login.failure``), logouts, API tokens issued, exports
+Recorded: logins (``login.success``, ``login.failure``, ``login.locked``), logouts, API tokens issued, exports
 (``export.at_risk``), case changes (``case.claim``, ``case.update``, ``case.assign``, ``case.recycle``),
 campaigns started and user changes made through the CLI.  ``detail`` is a short JSON text.
 Passwords and tokens are never written.

@@ -46,3 +46,11 @@ class NotFoundError(ChurnguardError, LookupError):
 
     http_status = 404
     exit_code = 2
+
+
+class TooManyAttemptsError(ChurnguardError, PermissionError):
+    """Too many failed logins for one user name in the throttle window (see :mod:`churnguard.auth.throttle`)."""
+
+    http_status = 429
+    exit_code = 5
+    code = "too_many_attempts"

@@ -29,7 +29,7 @@ from churnguard.api.services import cases as case_service
 from churnguard.api.services import customers as customer_service
 from churnguard.api.services import figures
 from churnguard.api.services.common import branch_names
-from churnguard.auth.errors import AuthenticationError
+from churnguard.auth.errors import AuthenticationError, TooManyAttemptsError
 from churnguard.auth.sessions import LOGIN_CSRF_COOKIE, LOGIN_CSRF_TTL, SESSION_COOKIE, SESSION_TTL, create_session
 from churnguard.errors import ChurnguardError
 from churnguard.reasons import DRIVER_CATEGORIES
@@ -125,7 +125,11 @@ async def login_submit(
     store = ctx.cursor()
     try:
         try:
-            user = await run_in_threadpool(login, store, username, password, ip=client_ip(request), via="web")
+            user = await run_in_threadpool(
+                login, store, username, password, ip=client_ip(request), via="web", lang=page_lang(request)
+            )
+        except TooManyAttemptsError as exc:
+            return _login_response(request, next_url=_safe_next(next), error=str(exc), status=429)
         except AuthenticationError:
             from churnguard.web.labels import t
 

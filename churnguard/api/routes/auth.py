@@ -10,8 +10,9 @@ from pydantic import BaseModel, Field
 
 from churnguard.api.context import CallerDep, StoreDep, client_ip
 from churnguard.auth import audit
-from churnguard.auth.errors import AuthenticationError
+from churnguard.auth.errors import AuthenticationError, TooManyAttemptsError
 from churnguard.auth.sessions import end_session
+from churnguard.auth.throttle import check_not_locked
 from churnguard.auth.tokens import issue_token, revoke_token
 from churnguard.auth.users import authenticate
 from churnguard.store.connection import Store
@@ -26,8 +27,17 @@ class TokenRequest(BaseModel):
     name: str | None = Field(None, max_length=100, description="a label for the token (which script uses it)")
 
 
-def login(store: Store, username: str, password: str, *, ip: str | None, via: str) -> Any:
-    """Check a user name and password, auditing the attempt (success or failure; never the password)."""
+def login(store: Store, username: str, password: str, *, ip: str | None, via: str, lang: str = "en") -> Any:
+    """Check a user name and password, auditing the attempt (success or failure; never the password).
+
+    A name with too many recent failures is refused first, without checking the password
+    (:class:`TooManyAttemptsError`, 429, audited as ``login.locked``; see :mod:`churnguard.auth.throttle`).
+    """
+    try:
+        check_not_locked(store, username, lang=lang)
+    except TooManyAttemptsError:
+        audit.record(store, "login.locked", user_id=username, detail={"via": via}, ip=ip)
+        raise
     try:
         user = authenticate(store, username, password)
     except AuthenticationError:
