@@ -236,8 +236,9 @@ def train_from_store(
     seconds = time.perf_counter() - started
     model.meta["training_seconds"] = round(seconds, 2)
     model.meta["data_window"] = {"from": min(dates).isoformat(), "to": last.isoformat()}
-    register(store, model, path, active=True)
-    store.execute("UPDATE model_runs SET active = false WHERE mode = 'events' AND model_id <> ?", [model.model_id])
+    with store.transaction():  # the new model becomes the only active events model, atomically
+        register(store, model, path, active=True)
+        store.execute("UPDATE model_runs SET active = false WHERE mode = 'events' AND model_id <> ?", [model.model_id])
     importance = model.importance()
     drivers = importance.head(10).to_dict("records")
     by_category = importance.groupby("category")["share"].sum().sort_values(ascending=False)
