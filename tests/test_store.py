@@ -142,6 +142,19 @@ def test_transaction_rolls_back_on_error(store):
     assert store.execute("SELECT count(*) FROM branches").fetchone()[0] == 1
 
 
+def test_a_nested_transaction_joins_the_open_one(store):
+    with pytest.raises(RuntimeError), store.transaction():
+        with store.transaction():  # joins: neither refused nor committed on its own
+            store.execute("INSERT INTO branches VALUES ('P1', 'Province', NULL, 1)")
+        assert store.in_transaction
+        raise RuntimeError("boom")
+    assert not store.in_transaction
+    assert store.execute("SELECT count(*) FROM branches WHERE branch_id = 'P1'").fetchone()[0] == 0
+    with store.transaction(), store.transaction():
+        store.execute("INSERT INTO branches VALUES ('P1', 'Province', NULL, 1)")
+    assert store.execute("SELECT count(*) FROM branches WHERE branch_id = 'P1'").fetchone()[0] == 1
+
+
 def test_table_gives_an_ibis_expression(seeded):
     t = seeded.table("customers")
     assert int(t.count().execute()) == 3

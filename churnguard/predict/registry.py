@@ -69,34 +69,13 @@ def register(store: Any, model: TrainedModel, path: str | Path, *, active: bool 
         "created_at": _timestamp(meta.get("created_at")),
     }
     cols = list(row)
-    with _maybe_transaction(store):
+    with store.transaction():  # joins the caller's transaction when one is open
         store.execute("DELETE FROM model_runs WHERE model_id = ?", [row["model_id"]])
         store.execute(
             f"INSERT INTO model_runs ({', '.join(cols)}) VALUES ({', '.join('?' for _ in cols)})",
             [row[c] for c in cols],
         )
     return row
-
-
-class _maybe_transaction:
-    """A transaction unless the caller already opened one (DuckDB has no nested transactions)."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-        self.owned = False
-
-    def __enter__(self) -> None:
-        # Asking matters: a refused nested BEGIN would abort the caller's transaction.
-        if getattr(self.store, "in_transaction", False):
-            self.owned = False
-            return
-        self.store.raw.execute("BEGIN TRANSACTION")
-        self.owned = True
-
-    def __exit__(self, exc_type: Any, *rest: Any) -> None:
-        if not self.owned:
-            return
-        self.store.raw.execute("ROLLBACK" if exc_type else "COMMIT")
 
 
 def _timestamp(text: Any) -> dt.datetime:

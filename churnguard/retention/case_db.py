@@ -93,12 +93,13 @@ def atomic(
 ) -> T:
     """Run ``work`` in one transaction, retrying it when it loses a write-write race.
 
-    With ``in_transaction=True`` the caller owns the transaction: ``work`` runs once, and a
-    lost race is reported as :class:`CaseConflictError` (the caller's transaction is then
-    spoiled and must be rolled back).  Every retry re-reads the rows, so a retried claim sees
-    the winner's commit and answers "already claimed" rather than trying again blindly.
+    With ``in_transaction=True`` (or inside the store's open transaction) the caller owns the
+    transaction: ``work`` runs once, and a lost race is reported as :class:`CaseConflictError`
+    (the caller's transaction is then spoiled and must be rolled back).  Every retry re-reads the
+    rows, so a retried claim sees the winner's commit and answers "already claimed" rather than
+    trying again blindly.
     """
-    if in_transaction:
+    if in_transaction or store.in_transaction:
         try:
             return work()
         except Exception as exc:

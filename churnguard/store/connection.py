@@ -76,8 +76,7 @@ class Store:
         self.url = url
         self.raw = raw
         self._ibis: Any = None
-        #: Whether :meth:`transaction` is open (DuckDB has no nested transactions, and a refused
-        #: ``BEGIN`` aborts the open one, so code that may run inside a caller's transaction asks).
+        #: Whether :meth:`transaction` is open (a nested block then joins it).
         self.in_transaction = False
 
     # -- engine access ---------------------------------------------------------------
@@ -117,7 +116,14 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Store]:
-        """All statements inside commit together or not at all."""
+        """All statements inside commit together or not at all.
+
+        Inside an open transaction it joins that one (DuckDB has no nested transactions, and a
+        refused ``BEGIN`` would abort the open one): the outermost block commits or rolls back.
+        """
+        if self.in_transaction:
+            yield self
+            return
         self.raw.execute("BEGIN TRANSACTION")
         self.in_transaction = True
         try:
