@@ -125,11 +125,13 @@ def training_dates(store: Store, *, horizon_days: int, lead_days: int, count: in
     from churnguard.features import observation_dates
     from churnguard.metrics.activity import data_as_of
 
-    end = data_as_of(store) - dt.timedelta(days=horizon_days + lead_days)
-    dates = observation_dates(store, end=end, every=every, count=count)
+    data_end = data_as_of(store)
+    dates = observation_dates(
+        store, end=data_end - dt.timedelta(days=horizon_days + lead_days), every=every, count=count
+    )
     if len(dates) < 3:
         raise ConfigError(
-            f"the store's data end on {data_as_of(store)}: with a {horizon_days}-day horizon only "
+            f"the store's data end on {data_end}: with a {horizon_days}-day horizon only "
             f"{len(dates)} observation date(s) fit, and a time-based model needs at least 3. "
             "Fix: a shorter --horizon, more --observations, or more history."
         )
