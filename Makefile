@@ -23,12 +23,19 @@ $(TEST_STAMP): $(STAMP) requirements-test.lock
 	$(UV) pip install --quiet --python $(BIN)/python -r requirements-test.lock
 	touch $(TEST_STAMP)
 
-# System packages the tests need: Debian's Chromium for the report and dashboard tests
-# (driven by Playwright with executable_path; no browser download). Idempotent.
+# System packages the tests need, from Debian: Chromium for the report and dashboard tests
+# (driven by Playwright with executable_path; no browser download), the PostgreSQL server the
+# PostgreSQL tests start (initdb/pg_ctl in a temporary folder) and Java 17 for Spark local mode.
+# Idempotent: installs only what is missing.
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1; then \
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
+	  echo "installing:$$missing"; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 demo: install

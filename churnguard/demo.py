@@ -81,12 +81,12 @@ def _report(ctx: DemoContext) -> Any:
     from churnguard.metrics import rules_for
     from churnguard.reports import default_range, write_churn_report
 
-    if ctx.store.url.path == ":memory:":
+    folder = ctx.store.folder
+    if folder is None:
         return None
-    store_path = Path(ctx.store.url.path)
     rules = rules_for(ctx.store)
     start, end = default_range(rules)
-    out = store_path.with_name(f"{store_path.stem}-report.html")
+    out = Path(folder) / f"{ctx.store.name}-report.html"
     return write_churn_report(ctx.store, out, start=start, end=end, rules=rules).path
 
 
@@ -159,7 +159,7 @@ def check_demo_target(store: Store, *, force: bool) -> None:
     has_rows = store.execute("SELECT count(*) FROM customers").fetchone()[0] > 0
     if has_rows and dataset != DEMO_DATASET and not force:
         raise ConfigError(
-            f"{store.url.path} already holds data ({dataset or 'loaded by hand'}); the demo would replace it. "
+            f"{store.url} already holds data ({dataset or 'loaded by hand'}); the demo would replace it. "
             "Fix: pass --db with another file (e.g. --db demo.duckdb), or --force to replace it."
         )
 

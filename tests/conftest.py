@@ -289,3 +289,34 @@ def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]
     shutil.copyfile(source, path)
     with LiveServer(path) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (Debian's binaries; see tests/pgserver.py)."""
+    import os
+    import tempfile
+
+    from pgserver import PgServer
+
+    if os.environ.get("CHURNGUARD_TEST_PG_URL"):
+        yield None
+        return
+    folder = Path(tempfile.mkdtemp(prefix="cg-pg-"))
+    server = PgServer(folder).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server: Any) -> str:
+    """The URL of a fresh, empty PostgreSQL database on the test server."""
+    import os
+
+    from pgserver import create_database
+
+    admin = os.environ.get("CHURNGUARD_TEST_PG_URL") or pg_server.admin_url
+    return create_database(admin)

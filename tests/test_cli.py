@@ -109,9 +109,12 @@ def test_unknown_table_and_unsupported_backend_are_usage_errors(tmp_path: Path, 
     r = cg("--db", str(tmp_path / "s.duckdb"), "ingest", "clients", str(files["customers"]))
     assert r.returncode == 2
     assert 'unknown table "clients"' in r.stderr
-    r = cg("--db", "postgresql://localhost/x", "tables")
+    r = cg("--db", "mysql://localhost/x", "tables")
     assert r.returncode == 2
-    assert "PostgreSQL" in r.stderr
+    assert 'unknown backend "mysql"' in r.stderr
+    r = cg("--db", "postgresql://ana:pw@127.0.0.1:1/x", "tables")  # nothing listens on port 1
+    assert r.returncode != 0
+    assert "cannot connect to PostgreSQL" in r.stderr and "pw@" not in r.stderr
 
 
 def test_schema_and_migrate_as_json(tmp_path: Path) -> None:

@@ -41,11 +41,29 @@ def test_parse_url(url, path):
     assert parsed.path == path
 
 
+def test_postgresql_urls_parse_and_hide_the_password():
+    url = parse_url("postgresql://ana:s3cret@db.example:5433/churn")
+    assert url.backend == "postgresql"
+    assert str(url) == "postgresql://ana:***@db.example:5433/churn"
+    assert parse_url("postgres://localhost/churn").backend == "postgresql"
+
+
+def test_an_unreachable_postgresql_server_is_a_clear_error():
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(StoreError) as info:
+        churnguard.connect(f"postgresql://ana:s3cret@127.0.0.1:{port}/churn")
+    message = str(info.value)
+    assert "cannot connect to PostgreSQL" in message and "Fix:" in message
+    assert "s3cret" not in message and f"127.0.0.1:{port}" in message
+
+
 @pytest.mark.parametrize(
     ("url", "fragment"),
     [
-        ("postgresql://user@localhost/churn", "PostgreSQL"),
-        ("postgres://localhost/churn", "PostgreSQL"),
         ("spark://master:7077", "Spark"),
         ("mysql://localhost/churn", 'unknown backend "mysql"'),
         ("duckdb://churn.duckdb", "three slashes"),
@@ -64,8 +82,8 @@ def test_unsupported_urls_are_refused_clearly(url, fragment):
 
 def test_connect_refuses_unsupported_backend_before_touching_disk(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    with pytest.raises(UnsupportedBackendError, match="PostgreSQL"):
-        churnguard.connect("postgresql://localhost/churn")
+    with pytest.raises(UnsupportedBackendError, match="mysql"):
+        churnguard.connect("mysql://localhost/churn")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -1,4 +1,4 @@
-"""Commands over the store itself: ingest, tables, branches, schema, migrate."""
+"""Commands over the store itself: ingest, tables, branches, schema, migrate, copy-store."""
 
 from __future__ import annotations
 
@@ -28,6 +28,7 @@ def register(app: typer.Typer) -> None:
     app.command("branches")(branches)
     app.command("schema")(schema)
     app.command("migrate")(migrate)
+    app.command("copy-store")(copy_store)
 
 
 def ingest(
@@ -189,7 +190,7 @@ def tables(ctx: typer.Context, fmt: FormatOption = OutputFormat.table) -> None:
             {"store": str(store.url), "schema_version": version, **meta, "tables": [s.to_dict() for s in summaries]}
         )
         return
-    render_tables(summaries, settings.lang, title=f"{label('tables_title', settings.lang)} — {store.url.path}")
+    render_tables(summaries, settings.lang, title=f"{label('tables_title', settings.lang)} — {store.url}")
     if meta["dataset"]:
         console.print(
             f"{label('dataset', settings.lang)}: {meta['dataset']}  ·  "
@@ -283,7 +284,7 @@ def migrate(ctx: typer.Context, fmt: FormatOption = OutputFormat.table) -> None:
     settings = settings_of(ctx)
     with connect(settings.db, migrate=False) as store:
         before = current_version(store.raw)
-        applied = run_migrations(store.raw, source=f'store "{store.url.path}"')
+        applied = run_migrations(store.raw, source=f'store "{store.url}"')
     if fmt == OutputFormat.json:
         print_json(
             {
@@ -295,6 +296,36 @@ def migrate(ctx: typer.Context, fmt: FormatOption = OutputFormat.table) -> None:
         )
         return
     if not applied:
-        console.print(f"{store.url.path}: schema version {before}, up to date.")
+        console.print(f"{store.url}: schema version {before}, up to date.")
     for m in applied:
         console.print(f"applied migration {m.version}: {m.description}")
+
+
+def copy_store(
+    ctx: typer.Context,
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="Target store URL (e.g. postgresql://user:pw@host/db); its contents are replaced.",
+            show_default=False,
+        ),
+    ],
+    fmt: FormatOption = OutputFormat.table,
+) -> None:
+    """Copy every table and the metadata of --db into another store (one transaction on the target)."""
+    from churnguard.store import connect
+    from churnguard.store.transfer import copy_store as run_copy
+
+    settings = settings_of(ctx)
+    with connect(settings.db) as source, connect(to) as target:
+        copied = run_copy(source, target)
+        src, dst = str(source.url), str(target.url)
+    if fmt == OutputFormat.json:
+        print_json({"from": src, "to": dst, "tables": [{"table": c.table, "rows": c.rows} for c in copied]})
+        return
+    print_table(
+        f"{src} → {dst}",
+        ["table", "rows"],
+        [[c.table, f"{c.rows:,}"] for c in copied],
+    )

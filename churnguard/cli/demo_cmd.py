@@ -66,7 +66,7 @@ def demo(
             }
         )
     else:
-        render_tables(summaries, settings.lang, title=f"Demo store {store.url.path}")
+        render_tables(summaries, settings.lang, title=f"Demo store {store.url}")
         render_branches(tree, settings.lang)
         if churn is not None:
             render_churn_summary(churn, settings.lang)

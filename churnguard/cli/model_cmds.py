@@ -110,7 +110,7 @@ def _store_if_exists(ctx: typer.Context) -> Any:
     from churnguard.store.connection import parse_url
 
     url = parse_url(settings_of(ctx).db)
-    if url.path == ":memory:" or not Path(url.path).expanduser().exists():
+    if url.backend == "duckdb" and (url.path == ":memory:" or not Path(url.path).expanduser().exists()):
         return None
     return connect(settings_of(ctx).db)
 

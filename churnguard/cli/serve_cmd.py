@@ -24,7 +24,7 @@ def demo_credentials(store_url: str) -> list[tuple[str, str, str, str | None]]:
     with connect(store_url) as store:
         if store.get_meta("dataset") != "demo":
             raise ConfigError(
-                f"--demo serves demo stores only (made by churnguard demo), and {store.url.path} is not one: "
+                f"--demo serves demo stores only (made by churnguard demo), and {store.url} is not one: "
                 "demo users have published passwords. Fix: drop --demo and pass --secret (or CHURNGUARD_SECRET)."
             )
         return ensure_demo_users(store)

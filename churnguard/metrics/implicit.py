@@ -119,9 +119,10 @@ def implicit_churn_sql(
     SELECT (SELECT count(*) FROM per) AS active_customers,
            (SELECT count(*) FROM judged) AS judged_customers,
            (SELECT count(*) FROM churners) AS implicit_churners,
-           (SELECT list(struct_pack(customer_id, branch_id, plan, baseline_rate, recent_rate, change)
-                        ORDER BY change, baseline_rate DESC, customer_id)[1:$limit]
-            FROM churners) AS customers
+           t.customer_id, t.branch_id, t.plan, t.baseline_rate, t.recent_rate, t.change
+    FROM (SELECT 1 AS one) o
+    LEFT JOIN (SELECT * FROM churners ORDER BY change, baseline_rate DESC, customer_id LIMIT $limit) t ON true
+    ORDER BY t.change, t.baseline_rate DESC, t.customer_id
     """
     extra = {"event_type": event_type} if of_type else {}
     return sql, {**sparams, **cparams, **extra}
@@ -208,17 +209,21 @@ def implicit_churn(
         drop=float(drop),
         limit=int(limit),
     )
-    active, judged, churners, customers = store.execute(sql, params).fetchone()
+    # One row per listed customer (ordered by the engine), the counts repeated on each; one row of
+    # counts with empty customer columns when nobody is listed.
+    rows = store.execute(sql, params).fetchall()
+    active, judged, churners = rows[0][:3]
     listed = [
         {
-            "customer_id": c["customer_id"],
-            "branch_id": c["branch_id"],
-            "plan": c["plan"],
-            "baseline_rate": round(c["baseline_rate"], 6),
-            "recent_rate": round(c["recent_rate"], 6),
-            "change": round(c["change"], 6),
+            "customer_id": r[3],
+            "branch_id": r[4],
+            "plan": r[5],
+            "baseline_rate": round(r[6], 6),
+            "recent_rate": round(r[7], 6),
+            "change": round(r[8], 6),
         }
-        for c in (customers or [])[:limit]  # at most ``limit`` rows, already ordered by the engine
+        for r in rows
+        if r[3] is not None
     ]
     return ImplicitChurnReport(
         as_of=day,

@@ -348,7 +348,10 @@ def churn_loss(
     money = _Money.choose(store, margin)
     ctes, params = _churned_spells_ctes(store, rules, by, branch)
     params.update(start=start, end=end, months=window_months, top=TOP_CUSTOMERS)
-    blank = "NULL AS customer_id, NULL AS branch_id, NULL AS churn_date, NULL AS reason_code, NULL AS revenue_source"
+    blank = (
+        "CAST(NULL AS VARCHAR) AS customer_id, CAST(NULL AS VARCHAR) AS branch_id, CAST(NULL AS DATE) AS churn_date, "
+        "CAST(NULL AS VARCHAR) AS reason_code, CAST(NULL AS VARCHAR) AS revenue_source"
+    )  # typed: PostgreSQL does not infer a NULL's type from the other branches of a UNION
     parts = [f"SELECT 'total' AS part, NULL AS grp, {blank}, {_AGGREGATES} FROM per"]
     if by is not None:
         parts.append(f"SELECT 'group', grp, {blank}, {_AGGREGATES} FROM per GROUP BY grp")

@@ -114,10 +114,13 @@ class ScoringRun:
 
 
 def default_model_dir(store: Store) -> Path:
-    """Where models of a store live: ``<store folder>/models`` (``./models`` for in-memory stores)."""
-    if store.url.path == ":memory:":
-        return Path("models")
-    return Path(store.url.path).expanduser().resolve().parent / "models"
+    """Where models of a store live: ``<store folder>/models`` (``./models`` for in-memory stores).
+
+    For a PostgreSQL store the folder is ``$CHURNGUARD_HOME`` (default: the working directory):
+    every process that scores (the CLI, each API worker) must see the same folder.
+    """
+    folder = store.folder
+    return Path("models") if folder is None else folder / "models"
 
 
 def training_dates(store: Store, *, horizon_days: int, lead_days: int, count: int, every: str) -> list[dt.date]:

@@ -1,9 +1,10 @@
 """Opening the store from one connection URL.
 
 ``duckdb:///path/to/churn.duckdb`` (or a plain path) opens the embedded DuckDB store, the
-default.  PostgreSQL (``postgresql://…``) and Spark arrive as further backends; analytic code
-is written against :meth:`Store.table`, which returns Ibis expressions that every backend
-runs, so it needs no rewrite when they do.
+default.  ``postgresql://user:password@host:port/database`` opens a PostgreSQL store: the same
+schema and migrations, and the same SQL, written once in DuckDB's dialect and translated by
+:mod:`churnguard.store.dialect` (``Store.raw`` is then a
+:class:`churnguard.store.postgres.PostgresConnection` with DuckDB's connection methods).
 """
 
 from __future__ import annotations
@@ -23,9 +24,13 @@ DEFAULT_URL = "duckdb:///churnguard.duckdb"
 @dataclass(frozen=True)
 class StoreURL:
     backend: str
-    path: str  # a filesystem path or ":memory:" for DuckDB
+    path: str  # a filesystem path or ":memory:" for DuckDB; the full URL for PostgreSQL
 
     def __str__(self) -> str:
+        if self.backend == "postgresql":
+            from churnguard.store.postgres import _redact
+
+            return _redact(self.path)
         return f"{self.backend}:///{self.path}" if self.path != ":memory:" else f"{self.backend}://:memory:"
 
 
@@ -52,10 +57,7 @@ def parse_url(url: str | Path | None) -> StoreURL:
         path = rest[1:]  # duckdb:///rel.duckdb -> rel.duckdb ; duckdb:////abs -> /abs
         return StoreURL("duckdb", path or "churnguard.duckdb")
     if scheme in {"postgres", "postgresql", "postgresql+psycopg"}:
-        raise UnsupportedBackendError(
-            f'store URL "{text}": the PostgreSQL backend is not in this version yet. '
-            "Fix: use the embedded store (duckdb:///churnguard.duckdb)."
-        )
+        return StoreURL("postgresql", text)
     if scheme in {"spark", "local"}:
         raise UnsupportedBackendError(
             f'store URL "{text}": the Spark engine is not in this version yet. '
@@ -79,6 +81,38 @@ class Store:
         #: Whether :meth:`transaction` is open (a nested block then joins it).
         self.in_transaction = False
 
+    @property
+    def backend(self) -> str:
+        """``"duckdb"`` or ``"postgresql"``."""
+        return self.url.backend
+
+    @property
+    def dialect(self) -> str:
+        """The SQL dialect the engine speaks (churnguard's SQL is written in ``"duckdb"``'s)."""
+        return getattr(self.raw, "dialect", "duckdb")
+
+    @property
+    def folder(self) -> Path | None:
+        """Where files that belong with the store go (models, the demo report).
+
+        The folder of a DuckDB file; for a server store, ``$CHURNGUARD_HOME`` or the working
+        directory; ``None`` for an in-memory store.
+        """
+        if self.backend == "postgresql":
+            import os
+
+            return Path(os.environ.get("CHURNGUARD_HOME") or ".").expanduser().resolve()
+        if self.url.path == ":memory:":
+            return None
+        return Path(self.url.path).expanduser().resolve().parent
+
+    @property
+    def name(self) -> str:
+        """A short name of the store for file names (the DuckDB file's stem, the database's name)."""
+        if self.backend == "postgresql":
+            return self.url.path.rstrip("/").rsplit("/", 1)[-1].split("?", 1)[0] or "churnguard"
+        return Path(self.url.path).stem
+
     # -- engine access ---------------------------------------------------------------
     @property
     def ibis(self) -> Any:
@@ -86,7 +120,12 @@ class Store:
         if self._ibis is None:
             import ibis
 
-            self._ibis = ibis.duckdb.from_connection(self.raw)
+            if self.backend == "postgresql":
+                from churnguard.store.postgres import libpq_url
+
+                self._ibis = ibis.connect(libpq_url(self.url.path))
+            else:
+                self._ibis = ibis.duckdb.from_connection(self.raw)
         return self._ibis
 
     def table(self, name: str) -> Any:
@@ -98,6 +137,8 @@ class Store:
         return self.raw.execute(sql, params or [])
 
     def has_table(self, name: str) -> bool:
+        if hasattr(self.raw, "has_table"):
+            return bool(self.raw.has_table(name))
         return bool(
             self.raw.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'",
@@ -106,7 +147,9 @@ class Store:
         )
 
     def columns(self, name: str) -> list[tuple[str, str]]:
-        """``(column, type)`` pairs of a stored table, in order."""
+        """``(column, type)`` pairs of a stored table, in order (types as DuckDB names them)."""
+        if hasattr(self.raw, "columns"):
+            return list(self.raw.columns(name))
         rows = self.raw.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_name = ? AND table_schema = 'main' ORDER BY ordinal_position",
@@ -146,7 +189,7 @@ class Store:
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        self.raw.execute(f"INSERT OR REPLACE INTO {migrations.META_TABLE} VALUES (?, ?)", [key, value])
+        migrations.set_meta(self.raw, key, value)
 
     # -- lifecycle -------------------------------------------------------------------
     def close(self) -> None:
@@ -172,6 +215,8 @@ def connect(url: str | Path | None = None, *, migrate: bool = True, read_only: b
     True
     """
     parsed = parse_url(url)
+    if parsed.backend == "postgresql":
+        return _connect_postgres(parsed, migrate=migrate and not read_only)
     import duckdb
 
     if parsed.path != ":memory:":
@@ -195,5 +240,19 @@ def connect(url: str | Path | None = None, *, migrate: bool = True, read_only: b
             migrations.migrate(raw, source=f'store "{parsed.path}"')
         except BaseException:
             raw.close()  # a refused file must not stay open (and locked) behind the error
+            raise
+    return store
+
+
+def _connect_postgres(parsed: StoreURL, *, migrate: bool) -> Store:
+    from churnguard.store.postgres import PostgresConnection
+
+    raw = PostgresConnection(parsed.path)
+    store = Store(parsed, raw)
+    if migrate:
+        try:
+            migrations.migrate(raw, source=f'store "{parsed}"')
+        except BaseException:
+            raw.close()
             raise
     return store

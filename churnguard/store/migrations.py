@@ -272,6 +272,14 @@ MIGRATIONS: tuple[Migration, ...] = (
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
+def set_meta(con: Any, key: str, value: str) -> None:
+    """Insert or replace one ``churnguard_meta`` entry (portable upsert on the primary key)."""
+    con.execute(
+        f"INSERT INTO {META_TABLE} (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )
+
+
 def current_version(con: Any) -> int:
     """The schema version recorded in the database (0 for an empty database)."""
     exists = con.execute(
@@ -298,10 +306,7 @@ def migrate(con: Any, *, target: int = LATEST_VERSION, source: str = "database")
             try:
                 con.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
                 m.apply(con)
-                con.execute(
-                    f"INSERT OR REPLACE INTO {META_TABLE} VALUES ('schema_version', ?)",
-                    [str(m.version)],
-                )
+                set_meta(con, "schema_version", str(m.version))
                 con.execute("COMMIT")
             except Exception as exc:
                 con.execute("ROLLBACK")
