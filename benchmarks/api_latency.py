@@ -4,6 +4,8 @@ Reproduce::
 
     .venv/bin/python benchmarks/api_latency.py                   # builds once, then ~2 min of requests
     .venv/bin/python benchmarks/api_latency.py --requests 100    # fewer requests per endpoint
+    .venv/bin/python benchmarks/api_latency.py --cold-overview   # cold overviews, in process (~2 min)
+    .venv/bin/python benchmarks/api_latency.py --cold-overview --http   # and over HTTP (copies the store once)
 
 1. The store (built once, skipped when present): the simulator's operator at 1 M customers, seed 7,
    as ``benchmarks/metrics_1m.py`` builds it (``benchmarks/work/sim_1m.duckdb``: ~107 M events), copied
@@ -21,6 +23,11 @@ Reproduce::
    byte received by the app to the response start, without the network and the client).
 4. p50, p90, p99 and max of both per endpoint go to ``benchmarks/results/api_latency.json``
    (one record appended per run).
+
+``--cold-overview`` times the overview of branches and periods that nothing has computed yet
+(:func:`cold_overview`, in process on the store opened read-only; with ``--http``, also over HTTP against
+a server on a copy of the store, ``work/api_1m_cold.duckdb``, after its start-up warm-up) and appends a
+record with a ``cold_overview`` section to the same JSON.
 
 Endpoints: ``/api/at-risk`` (admin, whole company: sorted by value at risk, random pages of 50;
 with tier + driver filters; sorted by probability; as the Guangdong manager), ``/api/customers/{id}``
@@ -161,12 +168,12 @@ def _fill(s: Any) -> dict[str, Any]:
 # -- the server --------------------------------------------------------------------------------------
 
 
-def serve(port: int) -> None:
+def serve(port: int, store: Path = STORE) -> None:
     import uvicorn
 
     from churnguard.api import create_app
 
-    app = create_app(f"duckdb:///{STORE}", secret=SECRET, warm_cache=True)
+    app = create_app(f"duckdb:///{store}", secret=SECRET, warm_cache=True)
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 
 
@@ -176,11 +183,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server() -> tuple[subprocess.Popen, str]:
+def start_server(store: Path = STORE) -> tuple[subprocess.Popen, str]:
     port = free_port()
     log = open(WORK / "api_latency_server.log", "w")  # noqa: SIM115 - lives as long as the server
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve", str(port)],
+        [sys.executable, str(Path(__file__).resolve()), "--serve", str(port), "--store", str(store)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -367,6 +374,173 @@ def run_requests(base: str, n: int, seed: int) -> dict[str, Any]:
     return out
 
 
+# -- cold overviews (in process) ----------------------------------------------------------------------
+
+#: (label, branch, months): the overviews timed cold by ``--cold-overview``.
+COLD_CASES: tuple[tuple[str, str | None, int], ...] = (
+    ("head office, 12 months", None, 12),
+    ("province GD, 12 months", "GD", 12),
+    ("city GD-GZ, 12 months", "GD-GZ", 12),
+    ("head office, 3 months (another period)", None, 3),
+    ("city ZJ-HZ, 6 months (another period)", "ZJ-HZ", 6),
+)
+
+
+def cold_overview(repeat: int) -> dict[str, Any]:
+    """Time :func:`churnguard.api.services.figures.overview` in this process on a read-only store.
+
+    ``cold``: each case with an empty figure cache (nothing of that period computed yet: what the first
+    visit of a branch or period not warmed at start-up costs on the server, without HTTP and JSON);
+    ``branch_cold``: with the period's all-branch figures already cached (the period warmed, this branch
+    not); ``warm``: the same call again (a cache hit: the data-version check and the lookup).  DuckDB's
+    buffers are warm (a running server's are): one untimed overview of another period runs first.
+    Where the overview reads the spell facts (``figures.overview_facts``, built once per data version at
+    start-up), they are built first and timed apart (``facts_build_s``) and kept across the cases.
+    """
+    import churnguard
+    from churnguard.api.cache import FigureCache
+    from churnguard.api.services import figures
+    from churnguard.auth.scope import Scope
+
+    def scope(branch: str | None) -> Scope:
+        return Scope("(bench)", "admin" if branch is None else "analyst", branch)
+
+    out: dict[str, Any] = {"cases": []}
+    with churnguard.connect(STORE, read_only=True) as store:
+        cache = FigureCache()
+        if hasattr(figures, "overview_facts"):
+            t0 = time.perf_counter()
+            facts = figures.overview_facts(store, cache)
+            out["facts_build_s"] = round(time.perf_counter() - t0, 2)
+            out["facts_spells"] = facts.spells
+            print(f"  spell facts: {facts.spells:,} spells in {out['facts_build_s']} s", flush=True)
+        t0 = time.perf_counter()
+        figures.overview(store, scope("SC"), cache, months=1)
+        out["prime_s"] = round(time.perf_counter() - t0, 2)
+        print(f"  prime (SC, 1 month): {out['prime_s']} s", flush=True)
+        for label, branch, months in COLD_CASES:
+            cold, branch_cold, warm = [], [], []
+            for _ in range(repeat):
+                cache.clear()  # the figures; the spell facts of the data version stay
+                t0 = time.perf_counter()
+                figures.overview(store, scope(branch), cache, months=months)
+                cold.append(time.perf_counter() - t0)
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    figures.overview(store, scope(branch), cache, months=months)
+                    warm.append(time.perf_counter() - t0)
+                other = "ZJ-NB" if branch != "ZJ-NB" else "GD-SZ"
+                figures.overview(store, scope(other), cache, months=months)  # the period's shared figures
+                kept = {k: cache._entries[k] for k in cache._entries if k[1] != "overview"}
+                cache.clear()
+                for k, v in kept.items():
+                    cache.get_or_compute(k, lambda v=v: v)
+                t0 = time.perf_counter()
+                figures.overview(store, scope(branch), cache, months=months)
+                branch_cold.append(time.perf_counter() - t0)
+            row = {
+                "case": label,
+                "branch": branch,
+                "months": months,
+                "cold_s": [round(x, 3) for x in cold],
+                "branch_cold_s": [round(x, 3) for x in branch_cold],
+                "warm_ms_p50": round(statistics.median(warm) * 1000, 1),
+                "warm_ms_max": round(max(warm) * 1000, 1),
+            }
+            out["cases"].append(row)
+            print(
+                f"  {label:<42} cold {min(cold):6.2f} s   branch cold {min(branch_cold):6.2f} s   "
+                f"warm {row['warm_ms_p50']:6.1f} ms",
+                flush=True,
+            )
+    return out
+
+
+#: (label, branch, from, to): the overviews timed cold over HTTP by ``--cold-overview --http`` (periods the
+#: start-up warm-up does not compute).
+HTTP_COLD_CASES: tuple[tuple[str, str | None, str, str], ...] = (
+    ("head office, 2025-02-01..2025-07-31", None, "2025-02-01", "2025-07-31"),
+    ("province GD, 2025-02-01..2025-07-31", "GD", "2025-02-01", "2025-07-31"),
+    ("city GD-GZ, 2025-02-01..2025-07-31", "GD-GZ", "2025-02-01", "2025-07-31"),
+    ("city ZJ-HZ, 12 months (warmed period, branch not)", "ZJ-HZ", "", ""),
+    ("city SC-MY, 2024-05-15..2024-11-20", "SC-MY", "2024-05-15", "2024-11-20"),
+)
+
+
+def cold_overview_http(warm: int = 20) -> dict[str, Any]:
+    """The server (on a copy of the store: it opens it for writing) with its start-up warm-up; then cold and
+    warm ``/api/metrics/overview`` requests for branches and periods the warm-up did not compute."""
+    import httpx
+
+    copy = WORK / "api_1m_cold.duckdb"
+    if not copy.exists():
+        shutil.copyfile(STORE, copy)
+    t0 = time.perf_counter()
+    proc, base = start_server(copy)
+    out: dict[str, Any] = {"server_start_s": round(time.perf_counter() - t0, 1), "cases": []}
+    try:
+        token = httpx.post(
+            f"{base}/api/auth/token", json={"username": "admin", "password": USERS["admin"][2]}, timeout=60
+        ).json()["token"]
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=900) as c:
+            t0 = time.perf_counter()
+            c.get("/api/metrics/overview")  # waits for the warm-up's company overview (it holds the entry's lock)
+            for months in (1, 3, 6):
+                c.get("/api/metrics/overview", params={"months": months})
+            out["warm_up_s"] = round(time.perf_counter() - t0, 1)
+            print(f"  server up in {out['server_start_s']} s; warm-up done after {out['warm_up_s']} s", flush=True)
+            for label, branch, start, end in HTTP_COLD_CASES:
+                params = {k: v for k, v in (("branch", branch), ("from", start), ("to", end)) if v}
+                wall, app = [], []
+                for _ in range(1 + warm):
+                    w, a, _ = timed(c, "/api/metrics/overview?" + "&".join(f"{k}={v}" for k, v in params.items()))
+                    wall.append(w)
+                    app.append(a or 0.0)
+                row = {
+                    "case": label,
+                    "cold_app_ms": round(app[0], 1),
+                    "cold_wall_ms": round(wall[0], 1),
+                    "warm": summary(wall[1:], app[1:]),
+                }
+                out["cases"].append(row)
+                print(
+                    f"  {label:<48} cold {row['cold_app_ms']:8.1f} ms   warm p50 {row['warm']['app_ms']['p50']:6.1f} ms"
+                    f"  p99 {row['warm']['app_ms']['p99']:6.1f} ms (app)",
+                    flush=True,
+                )
+        out["server_peak_rss_mb"] = _rss_mb(proc.pid)
+    finally:
+        stop_server(proc)
+    return out
+
+
+def record_cold_overview(repeat: int, note: str | None, http: bool) -> None:
+    import duckdb
+
+    started, load_start = dt.datetime.now(dt.UTC), os.getloadavg()
+    print(f"cold overviews on {STORE.name} (read-only, in process)", flush=True)
+    measured = cold_overview(repeat)
+    if http:
+        print("cold overviews over HTTP (a copy of the store, warm-up on)", flush=True)
+        measured["http"] = cold_overview_http()
+    record = {
+        "date": started.isoformat(timespec="seconds"),
+        "customers": 1_000_000,
+        "cold_overview": measured,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": [round(x, 2) for x in load_start],
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
+        "python": platform.python_version(),
+        "duckdb": duckdb.__version__,
+    }
+    if note:
+        record["note"] = note
+    history = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    history.append(record)
+    RESULTS.write_text(json.dumps(history, indent=2, ensure_ascii=False) + "\n")
+    print(f"recorded in {RESULTS.relative_to(ROOT)}", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -374,9 +548,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261123)
     parser.add_argument("--prepare-only", action="store_true")
     parser.add_argument("--serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--store", type=Path, default=STORE, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--cold-overview", action="store_true", help="time cold and warm overviews in process (read-only store)"
+    )
+    parser.add_argument("--repeat", type=int, default=2, help="--cold-overview: times each case")
+    parser.add_argument("--note", help="--cold-overview: a note kept with the record")
+    parser.add_argument("--http", action="store_true", help="--cold-overview: over HTTP too (copies the store)")
     ns = parser.parse_args()
     if ns.serve:
-        serve(ns.serve)
+        serve(ns.serve, ns.store)
+        return
+    if ns.cold_overview:
+        record_cold_overview(ns.repeat, ns.note, ns.http)
         return
     started, load_start = dt.datetime.now(dt.UTC), os.getloadavg()
     print(f"prepare {STORE.name}", flush=True)

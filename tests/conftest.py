@@ -320,3 +320,132 @@ def pg_url(pg_server: Any) -> str:
 
     admin = os.environ.get("CHURNGUARD_TEST_PG_URL") or pg_server.admin_url
     return create_database(admin)
+
+
+# -- the web store with a trained early-warning model and its full scoring (scoring tests) --------
+
+
+def build_scored_web_store(factory: pytest.TempPathFactory) -> Path:
+    """The web store (:func:`build_web_store`) with an events model trained on it (4 monthly dates) as
+    the active model, and every active customer scored on the default day; built once per session."""
+    path = factory.getbasetemp() / "web-scored.duckdb"
+    if path.exists():
+        return path
+    from churnguard.predict.events import score_store, train_from_store
+
+    source = build_web_store(factory)
+    part = path.with_suffix(".part")
+    shutil.copyfile(source, part)
+    with churnguard.connect(part) as s:
+        train_from_store(s, horizon_days=30, count=4, folds=2, out=factory.getbasetemp() / "web-scored-model")
+        score_store(s)
+    part.rename(path)
+    return path
+
+
+# -- the web store on PostgreSQL, and `churnguard serve` in a child process (tests/test_pg_*.py) ---
+
+
+def pg_admin_url(pg_server: Any) -> str:
+    import os
+
+    return os.environ.get("CHURNGUARD_TEST_PG_URL") or pg_server.admin_url
+
+
+def clone_database(admin_url: str, template_url: str) -> str:
+    """A new database copied from ``template_url``'s (``CREATE DATABASE … TEMPLATE``); its URL."""
+    import uuid
+
+    import psycopg
+
+    name = "cg_" + uuid.uuid4().hex[:12]
+    template = template_url.rsplit("/", 1)[1].split("?", 1)[0]
+    with psycopg.connect(admin_url, autocommit=True) as con:
+        con.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    return f"{admin_url.rsplit('/', 1)[0]}/{name}"
+
+
+@pytest.fixture(scope="session")
+def pg_web_template(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A PostgreSQL database holding the web store (:func:`build_web_store`), built once per session.
+
+    A template: tests clone it (:func:`clone_database`) and never connect to it themselves."""
+    from pgserver import create_database
+
+    from churnguard.store.transfer import copy_store
+
+    url = create_database(pg_admin_url(pg_server))
+    with churnguard.connect(build_web_store(tmp_path_factory), read_only=True) as duck, churnguard.connect(url) as pg:
+        copy_store(duck, pg)
+    return url
+
+
+class ServedProcess:
+    """``churnguard --db URL serve`` in a child process on a free loopback port (several workers allowed)."""
+
+    def __init__(self, db: str, *, workers: int = 1, secret: str = WEB_SECRET, timeout: float = 120) -> None:
+        self.db, self.workers, self.secret, self.timeout = db, workers, secret, timeout
+        self.base_url = ""
+
+    def __enter__(self) -> ServedProcess:
+        import socket
+        import subprocess
+        import sys
+        import tempfile
+        import time
+
+        import httpx
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        cmd = [sys.executable, "-m", "churnguard", "--db", self.db, "serve", "--port", str(port)]
+        cmd += ["--workers", str(self.workers), "--secret", self.secret, "--no-warm"]
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.base_url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"churnguard serve exited ({self.proc.returncode}): {self.output()}")
+            try:
+                if httpx.get(f"{self.base_url}/openapi.json", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"churnguard serve did not answer in {self.timeout:.0f} s: {self.output()}")
+            time.sleep(0.2)
+        return self
+
+    def output(self) -> str:
+        self.log.flush()
+        self.log.seek(0)
+        return self.log.read().decode("utf-8", "replace")[-4000:]
+
+    def worker_pids(self) -> list[int]:
+        """The server's worker processes (children of the supervisor), from /proc."""
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+                if parent == self.proc.pid and "spawn_main" in (stat.parent / "cmdline").read_text():
+                    pids.append(int(stat.parent.name))
+            except (OSError, IndexError, ValueError):  # a process that ended meanwhile
+                continue
+        return sorted(pids)
+
+    def __exit__(self, *exc: object) -> None:
+        import os
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)  # the supervisor and its workers (its own session)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=30)
+        self.log.close()

@@ -3,6 +3,11 @@
 >>> app = create_app("duckdb:///churn.duckdb", secret=os.environ["CHURNGUARD_SECRET"])   # doctest: +SKIP
 >>> uvicorn.run(app, host="127.0.0.1", port=8000)                                        # doctest: +SKIP
 
+Several worker processes (a PostgreSQL store): each worker builds its own app, and with it its own
+connection pool, from the environment (:func:`app_from_env`)::
+
+    uvicorn.run("churnguard.api.app:app_from_env", factory=True, workers=4)              # doctest: +SKIP
+
 The OpenAPI schema is published at ``/openapi.json``; ``/docs`` is a small page served by the app
 itself that lists every endpoint from that schema (FastAPI's default Swagger page loads its
 scripts from a CDN, which this app never does).  Static files (CSS, the dashboard's script and
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -144,7 +150,9 @@ def _quote(text: str) -> str:
 
 def _warm(ctx: AppContext) -> None:
     """Build the at-risk read model and the overviews of the whole company, the root and its children (the
-    provinces) in the background, so that first visits are fast; deeper branches are computed on first visit."""
+    provinces) in the background, so that first visits are fast.  The first overview reads the spell facts of
+    the data version; each period's figures then cover every branch, so deeper branches take milliseconds on
+    first visit.  The other periods the pages offer (1, 3, 6 months) are computed too."""
     from churnguard.api.services import customers, figures
     from churnguard.auth.scope import Scope
 
@@ -160,6 +168,8 @@ def _warm(ctx: AppContext) -> None:
         ).fetchall()
         for (branch,) in [*roots, *children]:  # the pages head office drills into, and the provinces' own
             figures.overview(store, Scope("(warm-up)", "analyst", branch), ctx.cache)
+        for months in figures.OVERVIEW_MONTHS:  # the other periods the pages offer: every branch's is then fast
+            figures.overview(store, everyone, ctx.cache, months=months)
     except Exception:  # warming is an optimisation; the page computes (and reports) on its own
         log.warning("warming the overview cache failed", exc_info=True)
     finally:
@@ -185,7 +195,7 @@ def create_app(
     secure_cookies : mark cookies ``Secure`` (serve behind HTTPS).
     warm_cache : compute the company overview in a background thread at start-up.
     """
-    from churnguard.api.routes import auth, campaigns, cases, catalog, customers, docs, metrics
+    from churnguard.api.routes import auth, campaigns, cases, catalog, customers, docs, metrics, scoring
     from churnguard.store.connection import connect
     from churnguard.web import pages
 
@@ -218,8 +228,41 @@ def create_app(
     )
     app.state.churnguard = ctx
     _install_error_handlers(app)
-    for module in (auth, metrics, customers, catalog, cases, campaigns, docs):
+    for module in (auth, metrics, customers, scoring, catalog, cases, campaigns, docs):
         app.include_router(module.router)
     pages.install(app)
     app.add_middleware(_Headers)
     return app
+
+
+#: The environment variables :func:`app_from_env` reads (``churnguard serve --workers N`` sets them).
+ENV_DB = "CHURNGUARD_DB"
+ENV_SECRET = "CHURNGUARD_SECRET"
+ENV_DEMO = "CHURNGUARD_SERVE_DEMO"
+ENV_SECURE_COOKIES = "CHURNGUARD_SERVE_SECURE_COOKIES"
+ENV_WARM = "CHURNGUARD_SERVE_WARM"
+
+
+def app_from_env() -> FastAPI:
+    """The app of one worker process, its settings read from the environment (an app factory for
+    ``uvicorn.run("churnguard.api.app:app_from_env", factory=True, workers=N)``).
+
+    ``CHURNGUARD_DB`` (the store URL), ``CHURNGUARD_SECRET``, and ``CHURNGUARD_SERVE_DEMO`` /
+    ``CHURNGUARD_SERVE_SECURE_COOKIES`` / ``CHURNGUARD_SERVE_WARM`` (``1`` for on).  Every worker opens
+    the store itself, so each has its own PostgreSQL connection pool; all share the secret, so a
+    session cookie signed by one worker is accepted by the others.
+    """
+
+    def flag(name: str) -> bool:
+        return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+    url = os.environ.get(ENV_DB)
+    if not url:
+        raise ConfigError(f"{ENV_DB} is not set: the app factory needs the store URL.")
+    return create_app(
+        url,
+        secret=os.environ.get(ENV_SECRET),
+        demo=flag(ENV_DEMO),
+        secure_cookies=flag(ENV_SECURE_COOKIES),
+        warm_cache=flag(ENV_WARM),
+    )

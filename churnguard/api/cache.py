@@ -12,6 +12,10 @@ the as-of date and the churn definition recorded in ``churnguard_meta``, and the
 Labels are not cached: the same figures render in either language.
 
 Two requests asking for the same missing entry compute it once (the second waits for the first).
+
+Large per-data-version models (the overview's spell facts, :mod:`churnguard.api.services.overview_model`)
+are kept apart from the LRU, one per name (:meth:`FigureCache.latest`): a new data version replaces the
+old model instead of leaving it in memory until it is pushed out.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class FigureCache:
         self._entries: OrderedDict[Hashable, Any] = OrderedDict()
         self._locks: dict[Hashable, threading.Lock] = {}
         self._guard = threading.Lock()
+        self._latest: dict[str, tuple[Hashable, Any]] = {}
+        self._latest_locks: dict[str, threading.Lock] = {}
         self.max_entries = max_entries
         self.hits = 0
         self.misses = 0
@@ -72,6 +78,30 @@ class FigureCache:
                 while len(self._entries) > self.max_entries:
                     self._entries.popitem(last=False)
                 self._locks.pop(key, None)
+            return value
+
+    def latest(self, name: str, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """The value kept under ``name`` if it was computed for ``key``; else ``compute()``, which replaces it.
+
+        One value per name (the newest key wins); concurrent callers compute it once.  A replaced value
+        is dropped (a request still reading it keeps it alive until it is done).
+        """
+        with self._guard:
+            found = self._latest.get(name)
+            if found is not None and found[0] == key:
+                self.hits += 1
+                return found[1]
+            lock = self._latest_locks.setdefault(name, threading.Lock())
+        with lock:
+            with self._guard:
+                found = self._latest.get(name)
+                if found is not None and found[0] == key:
+                    self.hits += 1
+                    return found[1]
+            value = compute()
+            with self._guard:
+                self.misses += 1
+                self._latest[name] = (key, value)
             return value
 
     def clear(self) -> None:

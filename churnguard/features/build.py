@@ -209,7 +209,7 @@ def _setup(ctx: Context, rules: ActivityRules) -> int:
     )
     spells, params = spells_sql(rules)
     ctx.store.execute(
-        f"""CREATE TEMP TABLE {ctx.table("pop")} AS
+        f"""CREATE TEMP TABLE {ctx.everyone} AS
         SELECT CAST(row_number() OVER (ORDER BY d.as_of, s.customer_id) - 1 AS INTEGER) AS rid,
                s.customer_id, d.as_of, s.start_date AS spell_start, s.end_date AS spell_end,
                CAST(s.spell_no AS INTEGER) AS spell_no, c.branch_id
@@ -219,7 +219,31 @@ def _setup(ctx: Context, rules: ActivityRules) -> int:
         ORDER BY rid""",
         params,
     )
+    if ctx.restricted:  # the given customers' rows, numbered 0 … n − 1 in the same (as_of, customer_id) order
+        ctx.store.execute(
+            f"""CREATE TEMP TABLE {ctx.table("pop")} AS
+            SELECT CAST(row_number() OVER (ORDER BY p.as_of, p.customer_id) - 1 AS INTEGER) AS rid,
+                   p.customer_id, p.as_of, p.spell_start, p.spell_end, p.spell_no, p.branch_id
+            FROM {ctx.everyone} p JOIN {ctx.table("ids")} i ON i.customer_id = p.customer_id
+            ORDER BY rid"""
+        )
     return ctx.store.execute(f"SELECT count(*) FROM {ctx.table('pop')}").fetchone()[0]
+
+
+def _stage_ids(ctx: Context, customers: Sequence[str]) -> None:
+    """The given customer ids as the build's temp table ``ids`` (distinct; joined by the population and
+    the event scans, so that the engine reads only those customers' rows)."""
+    frame = pd.DataFrame({"customer_id": pd.Series([str(c) for c in customers], dtype=object)})
+    view = ctx.table("ids_df")
+    ctx.store.execute("SELECT 1").fetchall()  # ends a result left open by an earlier fetchone(): register needs that
+    ctx.store.raw.register(view, frame)
+    try:
+        ctx.store.execute(
+            f"CREATE TEMP TABLE {ctx.table('ids')} AS SELECT DISTINCT CAST(customer_id AS VARCHAR) AS customer_id "
+            f"FROM {view}"
+        )
+    finally:
+        ctx.store.raw.unregister(view)
 
 
 _ON = {
@@ -307,6 +331,7 @@ def build_features(
     windows: Sequence[int] = DEFAULT_WINDOWS,
     labels: bool = True,
     rules: ActivityRules | None = None,
+    customers: Sequence[str] | None = None,
 ) -> pd.DataFrame:
     """Point-in-time features (and labels) for every customer active at each date in ``as_of``.
 
@@ -316,6 +341,13 @@ def build_features(
     tiers, attributes) as pandas ``category``.  Rows are sorted by ``as_of``, ``customer_id``.
     ``df.attrs["build"]`` says what ran: the dates kept, the feature names, and the seconds (wall
     and CPU) each block took.
+
+    ``customers`` restricts the rows to those customer ids (the ones active at a date; others give
+    no row): they are staged in a temp table that the population and the event, purchase and bill
+    scans join, so the engine reads only their rows.  Each row is identical to the same customer's
+    row of the full build: the features that compare a customer with every other active customer
+    (``value_percentile``, ``value_tier``, ``branch_competitor_share_90d``, ``branch_churn_rate_90d``)
+    are still computed over the whole population (its spells and 12-month values).
 
     Examples
     --------
@@ -333,15 +365,20 @@ def build_features(
         dates = [d for d in dates if d <= last_ok]
     build = FeatureBuild(dates)
     base_cols = ["customer_id", "as_of", *(LABEL_COLUMNS if labels else ())]
-    if not dates:
+    if customers is not None and isinstance(customers, str):
+        raise ConfigError(f'customers: expected a list of customer ids, got the text "{customers}".')
+    if not dates or (customers is not None and len(customers) == 0):
         empty = _frame({c: np.array([], dtype=object if c in base_cols[:2] else np.int32) for c in base_cols})
         empty.attrs["build"] = build.to_dict()
         return empty
-    ctx = Context(store, dates, ws, uuid.uuid4().hex[:8], data_end)
+    ctx = Context(store, dates, ws, uuid.uuid4().hex[:8], data_end, restricted=customers is not None)
     created: list[str] = []
     try:
         t0 = time.perf_counter()
-        created += [ctx.table("dates"), ctx.table("days"), ctx.table("pop")]
+        if customers is not None:
+            created.append(ctx.table("ids"))
+            _stage_ids(ctx, customers)
+        created += dict.fromkeys([ctx.table("dates"), ctx.table("days"), ctx.everyone, ctx.table("pop")])
         n = _setup(ctx, rules)
         label_sql = ""
         if labels:

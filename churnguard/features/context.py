@@ -82,12 +82,27 @@ class Context:
     windows: tuple[int, ...]
     suffix: str
     data_end: dt.date
+    restricted: bool = False  # the build covers only the customers of the staged id table (``ids``)
     _columns: dict[str, set[str]] = field(default_factory=dict)
 
     # -- names -----------------------------------------------------------------------------------
     def table(self, name: str) -> str:
         """The temp table of ``name`` (``dates``, ``days``, ``pop`` or a block's name) for this build."""
         return f"_cg_feat_{self.suffix}_{name}"
+
+    @property
+    def everyone(self) -> str:
+        """The population of every customer active at the dates: ``pop_all`` in a restricted build
+        (where ``pop`` holds only the given customers), else ``pop``.  Features that compare a
+        customer with the others (value rank, the branch's churn rate) count over this one."""
+        return self.table("pop_all" if self.restricted else "pop")
+
+    def only(self, alias: str) -> str:
+        """`` AND alias.customer_id IN (the staged ids)`` in a restricted build (else nothing): a
+        semi-join that keeps an event scan to the given customers."""
+        if not self.restricted:
+            return ""
+        return f" AND {alias}.customer_id IN (SELECT customer_id FROM {self.table('ids')})"
 
     @property
     def max_age(self) -> int:

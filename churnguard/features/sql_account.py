@@ -145,7 +145,7 @@ def competitor_block(ctx: Context) -> Block | None:
       SELECT c.branch_id, e.churn_date, nullif(trim(CAST(e.destination AS VARCHAR)), '') IS NOT NULL AS named
       FROM churn_events e JOIN customers c ON c.customer_id = e.customer_id
     ), a AS (
-      SELECT branch_id, as_of, count(*) AS active FROM {ctx.table("pop")} GROUP BY ALL
+      SELECT branch_id, as_of, count(*) AS active FROM {ctx.everyone} GROUP BY ALL
     ), n AS (
       SELECT d.as_of, ch.branch_id, count(*) AS churners, count(CASE WHEN ch.named THEN 1 END) AS named
       FROM {ctx.table("dates")} d JOIN ch ON ch.churn_date < d.as_of AND ch.churn_date >= d.as_of - 90

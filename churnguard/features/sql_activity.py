@@ -107,7 +107,7 @@ def usage_block(ctx: Context) -> Block | None:
     sql = f"""
     SELECT e.customer_id, m.as_of, min(m.age) AS last_age,
       {aggs}
-    FROM (SELECT customer_id, ts{values} FROM events WHERE ts >= $lo AND ts < $hi) e
+    FROM (SELECT customer_id, ts{values} FROM events WHERE ts >= $lo AND ts < $hi{ctx.only("events")}) e
     JOIN {ctx.table("days")} m ON CAST(e.ts AS DATE) = m.day
     GROUP BY e.customer_id, m.as_of"""
     outs: list[Out] = []
@@ -159,7 +159,8 @@ def purchases_block(ctx: Context) -> Block | None:
     SELECT t.customer_id, m.as_of, min(m.age) AS last_age,
       {", ".join(aggs)}
     FROM (SELECT t.customer_id, t.ts, t.amount, {extra}
-          FROM transactions t WHERE t.ts >= $lo AND t.ts < $hi AND {purchase_condition(ctx.store, "t")}) t
+          FROM transactions t
+          WHERE t.ts >= $lo AND t.ts < $hi AND {purchase_condition(ctx.store, "t")}{ctx.only("t")}) t
     JOIN {ctx.table("days")} m ON CAST(t.ts AS DATE) = m.day
     GROUP BY t.customer_id, m.as_of"""
     outs = []
@@ -269,14 +270,21 @@ def value_rank_block(ctx: Context, money: Block | None) -> Block | None:
     if money is None:
         return None
     basis = "w.margin" if any(o.name == "margin_12m" for o in money.outputs) else "w.revenue"
+    # Rounded to a millionth: a parallel sum of doubles can differ in its last bit from run to run, and
+    # two equal values would then swap places; equal to a millionth, the row id decides.
+    ranked = f"""
+      SELECT p.rid, p.customer_id, p.as_of,
+             row_number() OVER (PARTITION BY p.as_of ORDER BY round(coalesce({basis}, 0), 6) DESC, p.rid) AS k,
+             count(*) OVER (PARTITION BY p.as_of) AS n
+      FROM {ctx.everyone} p LEFT JOIN {ctx.table("money")} w ON w.customer_id = p.customer_id AND w.as_of = p.as_of"""
+    if ctx.restricted:  # ranked among every active customer, kept for the given ones (under their row ids)
+        ranked = f"""
+      SELECT q.rid, r.k, r.n FROM ({ranked}) r
+      JOIN {ctx.table("pop")} q ON q.customer_id = r.customer_id AND q.as_of = r.as_of"""
     sql = f"""
     SELECT rid, 1 - (k - 1) / greatest(n - 1, 1) AS value_percentile,
       CASE WHEN k <= round($a * n) THEN 'A' WHEN k <= round(($a + $b) * n) THEN 'B' ELSE 'C' END AS value_tier
-    FROM (
-      SELECT p.rid,
-             row_number() OVER (PARTITION BY p.as_of ORDER BY coalesce({basis}, 0) DESC, p.rid) AS k,
-             count(*) OVER (PARTITION BY p.as_of) AS n
-      FROM {ctx.table("pop")} p LEFT JOIN {ctx.table("money")} w ON w.customer_id = p.customer_id AND w.as_of = p.as_of
-    )"""
+    FROM ({ranked}
+    ) v"""
     outs = [Out("value_percentile", "a.value_percentile"), Out("value_tier", "a.value_tier", "category")]
     return Block("value_rank", sql, {"a": TIER_A, "b": TIER_B}, outs, key="direct")

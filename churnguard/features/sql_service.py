@@ -46,7 +46,7 @@ def bills_block(ctx: Context) -> Block | None:
       SELECT * FROM (
         SELECT t.customer_id, t.ts, t.amount, {due} AS due, TRY_CAST(t.paid_at AS TIMESTAMP) AS paid_at
         FROM transactions t
-        WHERE lower(trim(CAST(t.kind AS VARCHAR))) = 'bill' AND t.ts < $hi
+        WHERE lower(trim(CAST(t.kind AS VARCHAR))) = 'bill' AND t.ts < $hi{ctx.only("t")}
       ) WHERE due IS NOT NULL AND (paid_at IS NULL OR CAST(paid_at AS DATE) > due)
     )
     SELECT p.rid,

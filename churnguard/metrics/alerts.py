@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from churnguard.errors import ConfigError
 from churnguard.metrics.activity import ActivityRules, spells_sql
-from churnguard.metrics.churn import PERIODS, Period, churn_report, periods_between
+from churnguard.metrics.churn import PERIODS, ChurnReport, Period, churn_report, periods_between
 from churnguard.reasons import REASON_CODES, reason
 from churnguard.store.connection import Store
 
@@ -174,7 +174,8 @@ def _group_names(store: Store, by: str, groups: set[str]) -> dict[str, tuple[str
     return {g: names.get(g, (g, g)) for g in groups}
 
 
-def _first_churn(store: Store, rules: ActivityRules) -> dt.date | None:
+def first_churn_date(store: Store, rules: ActivityRules) -> dt.date | None:
+    """The first churn date in the data (the earliest end of a spell); ``None`` before any churn."""
     sql, params = spells_sql(rules)
     return store.execute(f"SELECT min(end_date) FROM ({sql})", params).fetchone()[0]
 
@@ -263,14 +264,57 @@ def churn_alerts(
         raise ConfigError(f'--period: expected one of {", ".join(PERIODS)}, got "{period}".')
     if end < start:
         raise ConfigError(f"--to {end.isoformat()} is before --from {start.isoformat()}; expected from ≤ to.")
-    wanted = {label for label, _, _ in periods_between(start, end, period)}
-    query_start = start
-    if start == _period_start(start, period):
-        query_start = _period_start(start - dt.timedelta(days=1), period)
+    query_start = alert_start(start, period)
     report = churn_report(store, start=query_start, end=end, rules=rules, period=period, by=by, branch=branch)
+    return alerts_from_report(
+        store,
+        report,
+        start=start,
+        end=end,
+        period=period,
+        by=by,
+        ceiling=ceiling,
+        jump_pp=jump_pp,
+        jump_relative=jump_relative,
+        min_start_customers=min_start_customers,
+        branch=branch,
+        first_churn=first_churn_date(store, rules),
+    )
+
+
+def alert_start(start: dt.date, period: str) -> dt.date:
+    """The first day :func:`churn_alerts` counts from: the period before ``start`` too when ``start`` begins one."""
+    if start == _period_start(start, period):
+        return _period_start(start - dt.timedelta(days=1), period)
+    return start
+
+
+def alerts_from_report(
+    store: Store,
+    report: ChurnReport,
+    *,
+    start: dt.date,
+    end: dt.date,
+    period: Period = "month",
+    by: str = "branch",
+    ceiling: float | None = None,
+    jump_pp: float | None = 0.02,
+    jump_relative: float | None = 0.5,
+    min_start_customers: int = 50,
+    branch: str | None = None,
+    first_churn: dt.date | None = None,
+) -> AlertReport:
+    """The alerts of :func:`churn_alerts` from a churn report already counted (the thresholds applied).
+
+    ``report`` holds the rows of ``churn_report(start=alert_start(start, period), end=end, period=period,
+    by=by, branch=branch)`` (:func:`churnguard.metrics.churn.report_rows`) and ``first_churn`` the first
+    churn date in the data (the end of the first spell that ended).  ``churn_alerts`` computes both and
+    calls this; the overview builds the report from the churn counts of every branch at once.
+    """
+    wanted = {label for label, _, _ in periods_between(start, end, period)}
+    query_start = alert_start(start, period)
     rows = [r for r in report.rows if r["period"] in wanted]
     spans = periods_between(query_start, end, period)
-    first_churn = _first_churn(store, rules)
     # A period that ends before the first recorded churn is not observed (the data begin later):
     # its rate of 0 is no baseline, so the next period has no previous rate.
     previous_label = {
@@ -405,7 +449,7 @@ def reason_mix(
         totals[label] = totals.get(label, 0) + n
         by_reason[code] = by_reason.get(code, 0) + n
     all_churned = sum(by_reason.values())
-    order = sorted(by_reason, key=lambda c: (-by_reason[c], c))
+    order = [r["reason"] for r in reason_shares(by_reason)]
     periods: list[dict[str, Any]] = []
     previous: dict[str, float] | None = None
     for label, p_from, p_to in periods_between(start, end, period):
@@ -437,18 +481,27 @@ def reason_mix(
         "branch": branch,
         "rules": report.rules,
         "churned_customers": all_churned,
-        "reasons": [
-            {
-                "reason": c,
-                "label_en": reason_label(c, "en"),
-                "label_zh": reason_label(c, "zh"),
-                "churned_customers": by_reason[c],
-                "share": _round(by_reason[c] / all_churned),
-            }
-            for c in order
-        ],
+        "reasons": reason_shares(by_reason),
         "periods": periods,
     }
+
+
+def reason_shares(by_reason: dict[str, int]) -> list[dict[str, Any]]:
+    """The ``reasons`` of :func:`reason_mix` from the churned customers per reason code over the range.
+
+    share(reason) = churned(reason) / Σ churned; largest first (then by code), with both labels.
+    """
+    all_churned = sum(by_reason.values())
+    return [
+        {
+            "reason": c,
+            "label_en": reason_label(c, "en"),
+            "label_zh": reason_label(c, "zh"),
+            "churned_customers": by_reason[c],
+            "share": _round(by_reason[c] / all_churned),
+        }
+        for c in sorted(by_reason, key=lambda c: (-by_reason[c], c))
+    ]
 
 
 def _round(x: float | None) -> float | None:

@@ -204,6 +204,60 @@ def _counts_sql(store: Store, rules: ActivityRules, by: str | None, branch: str 
     return sql, {**sparams, **cparams}
 
 
+def report_rows(
+    found: dict[tuple[str, str], dict[str, Any]],
+    spans: list[tuple[str, dt.date, dt.date]],
+    *,
+    by: str | None,
+    period: str | None,
+    definition: RateDefinition = "standard",
+) -> list[dict[str, Any]]:
+    """The rows of :func:`churn_report` from the counts of each (span label, group) found (``COUNT_KEYS``).
+
+    One row per span and group (every group found in any span; zeros where a group has none in a
+    span), with the rate under ``definition``, the retention rate and the change against the group's
+    rate in the span before.  ``churn_report`` builds its rows with this; so does any caller that
+    counted the spells itself (the overview counts every branch at once), so that both agree.
+    """
+    groups = sorted({g for _, g in found}) or (["all"] if by is None else [])
+    out = []
+    previous: dict[str, float | None] = {}
+    for label, p_from, p_to in spans:
+        days = (p_to - p_from).days + 1
+        for g in groups:
+            row = found.get((label, g)) or {"period": label, "grp": g, **dict.fromkeys(COUNT_KEYS, 0)}
+            counts = {k: int(row[k] or 0) for k in COUNT_KEYS}
+            rate = churn_rate(counts, definition=definition, days=days)
+            prev = previous.get(g)
+            item: dict[str, Any] = {}
+            if period:
+                item.update(period=label, period_from=p_from.isoformat(), period_to=p_to.isoformat())
+            if by:
+                item[by] = g
+            item.update(counts)
+            item.update(
+                churn_rate=_round(rate),
+                retention_rate=_round(1 - rate) if rate is not None else None,
+                churn_rate_change=_round(rate - prev) if rate is not None and prev is not None else None,
+                churn_rate_change_relative=(
+                    _round((rate - prev) / prev) if rate is not None and prev not in (None, 0) else None
+                ),
+            )
+            previous[g] = rate
+            out.append(item)
+    return out
+
+
+def rules_dict(rules: ActivityRules) -> dict[str, Any]:
+    """The churn definition as reported with every figure (``rules`` of :class:`ChurnReport`)."""
+    return {
+        "definition": rules.definition,
+        "grace_days": rules.grace_days,
+        "inactivity_days": rules.inactivity_days,
+        "as_of": rules.as_of.isoformat() if rules.as_of else None,
+    }
+
+
 def churn_report(
     store: Store,
     *,
@@ -252,33 +306,7 @@ def churn_report(
         cur = store.execute(sql, params)
         names = [d[0] for d in cur.description]
         found = {(r[0], r[1]): dict(zip(names, r, strict=True)) for r in cur.fetchall()}
-        groups = sorted({g for _, g in found}) or (["all"] if by is None else [])
-        out = []
-        previous: dict[str, float | None] = {}
-        for label, p_from, p_to in spans:
-            days = (p_to - p_from).days + 1
-            for g in groups:
-                row = found.get((label, g)) or {"period": label, "grp": g, **dict.fromkeys(COUNT_KEYS, 0)}
-                counts = {k: int(row[k] or 0) for k in COUNT_KEYS}
-                rate = churn_rate(counts, definition=definition, days=days)
-                prev = previous.get(g)
-                item: dict[str, Any] = {}
-                if period:
-                    item.update(period=label, period_from=p_from.isoformat(), period_to=p_to.isoformat())
-                if by:
-                    item[by] = g
-                item.update(counts)
-                item.update(
-                    churn_rate=_round(rate),
-                    retention_rate=_round(1 - rate) if rate is not None else None,
-                    churn_rate_change=_round(rate - prev) if rate is not None and prev is not None else None,
-                    churn_rate_change_relative=(
-                        _round((rate - prev) / prev) if rate is not None and prev not in (None, 0) else None
-                    ),
-                )
-                previous[g] = rate
-                out.append(item)
-        return out
+        return report_rows(found, spans, by=by, period=period, definition=definition)
 
     def _by_churn_attribute(spans: list[tuple[str, dt.date, dt.date]], by: str) -> list[dict[str, Any]]:
         # Only churned spells have a reason: each row is one reason's share of the period's churn,
@@ -332,12 +360,7 @@ def churn_report(
         period=period,
         by=by,
         branch=branch,
-        rules={
-            "definition": rules.definition,
-            "grace_days": rules.grace_days,
-            "inactivity_days": rules.inactivity_days,
-            "as_of": rules.as_of.isoformat() if rules.as_of else None,
-        },
+        rules=rules_dict(rules),
     )
 
 

@@ -363,7 +363,23 @@ def churn_loss(
     cur = store.execute(ctes + "\n" + "\nUNION ALL\n".join(parts), params)
     names = [d[0] for d in cur.description]
     found = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    return _loss_report(
+        found, money, start=start, end=end, window_months=window_months, by=by, branch=branch, rules=rules
+    )
 
+
+def _loss_report(
+    found: list[dict[str, Any]],
+    money: _Money,
+    *,
+    start: dt.date,
+    end: dt.date,
+    window_months: int,
+    by: str | None,
+    branch: str | None,
+    rules: ActivityRules,
+) -> LossReport:
+    """The report from the aggregated rows: ``part`` ``total`` (one), ``group`` (per ``grp``) and ``top``."""
     total = next(r for r in found if r["part"] == "total")
     lost = float(total["revenue"] or 0.0)
     profit = money.profit(lost, total["margin"])
@@ -602,3 +618,197 @@ def key_account_churn(
         ],
         "rules": _rules_dict(rules),
     }
+
+
+_NO_CHURN = {
+    "n": 0,
+    "n_from_start": 0,
+    "revenue": None,
+    "margin": None,
+    "revenue_with_margin": None,
+    "n_transactions": 0,
+    "n_subscriptions": 0,
+    "n_none": 0,
+    "n_before_data": 0,
+}
+
+
+@dataclass(frozen=True)
+class ChurnedByBranch:
+    """The spells churned in ``[start, end]``, aggregated for every branch at once (:func:`churned_by_branch`).
+
+    ``tree`` holds each branch's subtree and ``own`` the customers attached to the branch itself, each
+    with the aggregates of :func:`churn_loss` (``n``, ``n_from_start``, ``revenue``, ``margin``, …);
+    ``reasons`` holds, per branch subtree, the churned spells per reason code (``(unknown)`` without a
+    recorded reason), as :func:`churnguard.metrics.reason_mix` counts them.
+    """
+
+    start: dt.date
+    end: dt.date
+    window_months: int
+    money: _Money
+    rules: ActivityRules
+    tree: dict[str, dict[str, Any]]
+    own: dict[str, dict[str, Any]]
+    reasons: dict[str, dict[str, int]]
+
+    def loss_report(self, branch: str, children: list[str], *, whole_company: bool = False) -> LossReport:
+        """``churn_loss(branch=branch, by="branch")`` from the aggregates (without ``top_customers``).
+
+        ``children`` are ``branch``'s child branches; ``whole_company`` reports ``branch`` as ``None``
+        (the root's figures are the whole company's).  Warns as ``churn_loss`` does.
+        """
+        found: list[dict[str, Any]] = [{"part": "total", **self.tree.get(branch, _NO_CHURN)}]
+        found += [{"part": "group", "grp": c, **self.tree[c]} for c in children if c in self.tree]
+        if branch in self.own:
+            found.append({"part": "group", "grp": branch, **self.own[branch]})
+        return _loss_report(
+            found,
+            self.money,
+            start=self.start,
+            end=self.end,
+            window_months=self.window_months,
+            by="branch",
+            branch=None if whole_company else branch,
+            rules=self.rules,
+        )
+
+    def reason_counts(self, branch: str) -> dict[str, int]:
+        """Churned spells per reason code in ``branch``'s subtree."""
+        return dict(self.reasons.get(branch, {}))
+
+
+def money_rule(store: Store, margin: float | None = None) -> _Money:
+    """How :func:`churn_loss` turns lost revenue into profit loss for this store (``margin_source``)."""
+    return _Money.choose(store, margin)
+
+
+#: The columns of :func:`spell_facts_sql`.
+SPELL_FACT_COLUMNS: tuple[str, ...] = (
+    "branch_id",
+    "start_date",
+    "end_date",
+    "first_spell",
+    "reason",
+    "revenue",
+    "margin",
+    "revenue_with_margin",
+    "revenue_source",
+    "before_data",
+)
+
+
+def spell_facts_sql(store: Store, rules: ActivityRules, window_months: int = 12) -> tuple[str, dict[str, Any]]:
+    """SQL selecting one row per spell with what every branch's churn, loss and reason figures need.
+
+    Columns (:data:`SPELL_FACT_COLUMNS`): the customer's ``branch_id`` (``NULL`` when it is not in
+    ``branches``: such customers are in no branch scope), the spell's ``start_date``, ``end_date``
+    (its churn date; ``NULL`` while active) and ``first_spell`` (:func:`churnguard.metrics.activity.spells_sql`);
+    and for the churned spells of customers in a branch, as :func:`churn_loss` values them with a
+    window of ``window_months`` months (W):
+
+        revenue = Σ amount of the revenue transactions with max(d − W months, spell start − 1 day) < day(ts) ≤ d
+                  (or the subscription fallback), d = end_date
+
+    with ``margin``, ``revenue_with_margin``, ``revenue_source``, ``before_data`` (the window starts
+    before the first transaction) and ``reason``: the reason code of the churn event recorded nearest
+    to d within max(grace_days, 31) days (ties: the earlier event, then the smaller code), else
+    ``(unknown)``.  None of it depends on a period: a period's figures filter and sum these rows.
+    """
+    spells, params = spells_sql(rules)
+    near = int(max(rules.grace_days, 31))
+    sql = f"""
+    WITH spl AS ({spells}),
+    sp AS MATERIALIZED (
+      SELECT s.customer_id, s.spell_no AS k, s.start_date, s.end_date, s.first_spell, b.branch_id
+      FROM spl s
+      LEFT JOIN customers c ON c.customer_id = s.customer_id
+      LEFT JOIN branches b ON b.branch_id = c.branch_id
+    ), ch AS MATERIALIZED (
+      SELECT customer_id, k, start_date AS spell_start, end_date AS churn_date
+      FROM sp WHERE end_date IS NOT NULL AND branch_id IS NOT NULL
+    ), ce AS (
+      SELECT customer_id, k, reason_code FROM (
+        SELECT ch.customer_id, ch.k, e.reason_code,
+               row_number() OVER (PARTITION BY ch.customer_id, ch.k
+                                  ORDER BY abs(e.churn_date - ch.churn_date), e.churn_date, e.reason_code) AS rn
+        FROM ch JOIN churn_events e ON e.customer_id = ch.customer_id
+        WHERE abs(e.churn_date - ch.churn_date) <= {near}
+      ) nearest WHERE rn = 1
+    ), win AS (
+      SELECT customer_id, k, churn_date AS w_to, full_from, greatest(full_from, spell_start) AS w_from
+      FROM (SELECT *, CAST(churn_date - to_months(CAST($months AS INTEGER)) AS DATE) + 1 AS full_from FROM ch) w0
+    ), {_revenue_ctes(store, "rev", "win", "months")},
+    first_day AS (SELECT CAST(min(ts) AS DATE) AS d FROM transactions)
+    SELECT sp.branch_id, sp.start_date, sp.end_date, sp.first_spell,
+           CASE WHEN win.k IS NOT NULL THEN coalesce(ce.reason_code, '(unknown)') END AS reason,
+           rev.revenue, rev.margin, rev.revenue_with_margin, rev.revenue_source,
+           rev.revenue_source = 'transactions' AND win.w_from < (SELECT d FROM first_day) AS before_data
+    FROM sp
+    LEFT JOIN win ON win.customer_id = sp.customer_id AND win.k = sp.k
+    LEFT JOIN rev ON rev.customer_id = sp.customer_id AND rev.k = sp.k
+    LEFT JOIN ce ON ce.customer_id = sp.customer_id AND ce.k = sp.k
+    """
+    params["months"] = window_months
+    return sql, params
+
+
+def churned_by_branch(
+    engine: Store,
+    *,
+    facts: str,
+    closure: str,
+    start: dt.date,
+    end: dt.date,
+    rules: ActivityRules,
+    money: _Money,
+    window_months: int = 12,
+) -> ChurnedByBranch:
+    """Churn loss and the churn per reason of every branch subtree at once, from the spell facts.
+
+    ``facts`` names a table of :func:`spell_facts_sql`'s rows (computed with ``window_months``) and
+    ``closure`` one of ``branch_id, ancestor_id`` (:data:`churnguard.metrics.scope.CLOSURE_SQL`), both
+    readable by ``engine``.  The spells churned in ``[start, end]`` are summed per customer's own branch
+    and per branch subtree:
+
+        lost_revenue(B) = Σ revenue over the spells of customers whose branch is B or below B
+
+    so that ``churned_by_branch(...).loss_report(B, children of B)`` equals
+    ``churn_loss(branch=B, by="branch")`` (without the largest losses), for every B.
+    """
+    aggregates = _AGGREGATES.strip()
+    blanks = ", ".join(["0"] + ["NULL"] * 3 + ["0"] * 4)  # the aggregates after n, on the reason rows
+    sql = f"""
+    WITH per AS (
+      SELECT branch_id, start_date < $start AS from_start, before_data, reason,
+             revenue, margin, revenue_with_margin, revenue_source
+      FROM {facts} WHERE branch_id IS NOT NULL AND end_date BETWEEN $start AND $end
+    )
+    SELECT 'tree' AS kind, cl.ancestor_id AS branch, NULL AS reason, {aggregates}
+    FROM per JOIN {closure} cl ON cl.branch_id = per.branch_id GROUP BY cl.ancestor_id
+    UNION ALL
+    SELECT 'own', branch_id, NULL, {aggregates} FROM per GROUP BY branch_id
+    UNION ALL
+    SELECT 'reason', cl.ancestor_id, reason, count(*), {blanks}
+    FROM per JOIN {closure} cl ON cl.branch_id = per.branch_id GROUP BY cl.ancestor_id, reason
+    """
+    cur = engine.execute(sql, {"start": start, "end": end})
+    names = [d[0] for d in cur.description][3:]
+    tree: dict[str, dict[str, Any]] = {}
+    own: dict[str, dict[str, Any]] = {}
+    reasons: dict[str, dict[str, int]] = {}
+    for kind, branch, code, *values in cur.fetchall():
+        if kind == "reason":
+            reasons.setdefault(branch, {})[code] = int(values[0])
+        else:
+            (tree if kind == "tree" else own)[branch] = dict(zip(names, values, strict=True))
+    return ChurnedByBranch(
+        start=start,
+        end=end,
+        window_months=window_months,
+        money=money,
+        rules=rules,
+        tree=tree,
+        own=own,
+        reasons=reasons,
+    )

@@ -24,6 +24,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -298,31 +300,11 @@ def resolve_model(store: Store, model: str | Path | None) -> tuple[str, Path]:
     return row[0], Path(row[1])
 
 
-def score_store(
-    store: Store,
-    *,
-    as_of: dt.date | None = None,
-    model: str | Path | None = None,
-    keep_frame: bool = False,
-) -> ScoringRun:
-    """Score every customer active at ``as_of`` (default: the data's as-of date + 1 day) into ``scores``."""
-    from churnguard.features import build_features
-    from churnguard.metrics.activity import data_as_of
-    from churnguard.predict import load_model
-    from churnguard.retention.value import customer_value_sql
-
-    started = time.perf_counter()
-    model_id, path = resolve_model(store, model)
-    trained = load_model(path)
-    if as_of is None:
-        as_of = data_as_of(store) + dt.timedelta(days=1)
-    frame = build_features(store, as_of, labels=False)
-    if frame.empty:
-        raise ConfigError(f"no customer is active on {as_of}: nothing to score.")
+def _scored_frame(trained: Any, path: Path, frame: pd.DataFrame) -> pd.DataFrame:
+    """Probability, risk band, reasons (en, zh) and expected days to churn of each row of a feature frame."""
     p = trained.predict(frame)
     explained = trained.reasons(frame, top=3, langs=("en", "zh"))
     cutoffs = trained.meta.get("bands") or _band_cutoffs(p)
-    horizon = int(trained.meta.get("horizon_days") or 30)
     out = pd.DataFrame(
         {
             "customer_id": frame["customer_id"].astype(str).to_numpy(),
@@ -332,32 +314,82 @@ def score_store(
             "reasons": explained["reasons"].to_numpy(),
         }
     )
-    cox_days = _cox_days(path, frame)
-    out["expected_days_to_churn"] = cox_days
-    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+    out["expected_days_to_churn"] = _cox_days(path, frame)
+    return out
+
+
+def _stage(store: Store, name: str, frame: pd.DataFrame) -> None:
+    """``frame`` as the new temp table ``name``."""
+    store.execute("SELECT 1").fetchall()  # ends a result left open by an earlier fetchone(): register needs that
+    store.raw.register(f"{name}_df", frame)
+    try:
+        store.execute(f"CREATE TEMP TABLE {name} AS SELECT * FROM {name}_df")
+    finally:
+        store.raw.unregister(f"{name}_df")
+
+
+def _scores_select(store: Store, scored: str, targets: str) -> str:
+    """The ``scores`` rows of the staged predictions ``scored``: value at risk = probability × value
+    (:func:`churnguard.retention.value.customer_value_sql`, at the day before the as-of date)."""
+    from churnguard.retention.value import customer_value_sql
+
+    return f"""
+    SELECT s.customer_id, CAST($as_of AS DATE) AS as_of, CAST($model_id AS VARCHAR) AS model_id,
+           CAST($horizon AS INTEGER) AS horizon_days, s.probability, s.risk_band,
+           s.probability * v.value AS value_at_risk, s.top_reason, s.reasons, s.expected_days_to_churn,
+           CAST($scored_at AS TIMESTAMP) AS scored_at
+    FROM {scored} s LEFT JOIN ({customer_value_sql(store, targets)}) v ON v.customer_id = s.customer_id"""
+
+
+_SCORE_COLUMNS = (
+    "customer_id, as_of, model_id, horizon_days, probability, risk_band, value_at_risk, "
+    "top_reason, reasons, expected_days_to_churn, scored_at"
+)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None, microsecond=0)
+
+
+def score_store(
+    store: Store,
+    *,
+    as_of: dt.date | None = None,
+    model: str | Path | None = None,
+    keep_frame: bool = False,
+) -> ScoringRun:
+    """Score every customer active at ``as_of`` (default: the data's as-of date + 1 day) into ``scores``.
+
+    The day's earlier scores are replaced (one scoring per day: the latest model's), atomically.
+    """
+    from churnguard.features import build_features
+    from churnguard.metrics.activity import data_as_of
+    from churnguard.predict import load_model
+
+    started = time.perf_counter()
+    model_id, path = resolve_model(store, model)
+    trained = load_model(path)
+    if as_of is None:
+        as_of = data_as_of(store) + dt.timedelta(days=1)
+    frame = build_features(store, as_of, labels=False)
+    if frame.empty:
+        raise ConfigError(f"no customer is active on {as_of}: nothing to score.")
+    out = _scored_frame(trained, path, frame)
+    p = out["probability"].to_numpy()
+    horizon = int(trained.meta.get("horizon_days") or 30)
+    params = {"as_of": as_of, "model_id": model_id, "horizon": horizon, "scored_at": _now()}
+    suffix = uuid.uuid4().hex[:8]
+    scored, targets = f"_cg_scored_{suffix}", f"_cg_targets_{suffix}"
     with store.transaction():
-        store.raw.register("_cg_scored_df", out)
-        store.execute("CREATE OR REPLACE TEMP TABLE _cg_scored AS SELECT * FROM _cg_scored_df")
-        store.raw.unregister("_cg_scored_df")
+        _stage(store, scored, out)
         store.execute(
-            "CREATE OR REPLACE TEMP TABLE _cg_targets AS SELECT customer_id, CAST(? AS DATE) - 1 AS w_to "
-            "FROM _cg_scored",
+            f"CREATE TEMP TABLE {targets} AS SELECT customer_id, CAST(? AS DATE) - 1 AS w_to FROM {scored}",
             [as_of],
         )
         store.execute("DELETE FROM scores WHERE as_of = ?", [as_of])  # one scoring per day: the latest model's
-        store.execute(
-            f"""
-            INSERT INTO scores (customer_id, as_of, model_id, horizon_days, probability, risk_band, value_at_risk,
-                                top_reason, reasons, expected_days_to_churn, scored_at)
-            SELECT s.customer_id, CAST($as_of AS DATE), $model_id, $horizon, s.probability, s.risk_band,
-                   s.probability * v.value, s.top_reason, s.reasons, s.expected_days_to_churn, $scored_at
-            FROM _cg_scored s LEFT JOIN ({customer_value_sql(store, "_cg_targets")}) v
-              ON v.customer_id = s.customer_id
-            """,
-            {"as_of": as_of, "model_id": model_id, "horizon": horizon, "scored_at": scored_at},
-        )
-        store.execute("DROP TABLE _cg_scored")
-        store.execute("DROP TABLE _cg_targets")
+        store.execute(f"INSERT INTO scores ({_SCORE_COLUMNS}) {_scores_select(store, scored, targets)}", params)
+        store.execute(f"DROP TABLE {scored}")
+        store.execute(f"DROP TABLE {targets}")
     var = store.execute(
         "SELECT sum(value_at_risk), count(value_at_risk) FROM scores WHERE as_of = ? AND model_id = ?",
         [as_of, model_id],
@@ -374,6 +406,146 @@ def score_store(
         seconds=time.perf_counter() - started,
         frame=out if keep_frame else None,
     )
+
+
+class ScoringConflictError(ChurnguardError):
+    """Writing a batch's scores would leave the day's scoring run mixed or partial."""
+
+    http_status = 409
+    exit_code = 5
+
+
+#: The message of an id no customer has.
+NOT_FOUND_MESSAGE = "not found: no customer has this id."
+#: What :func:`score_customers` returns, in this order.
+CUSTOMER_SCORE_COLUMNS: tuple[str, ...] = (
+    "customer_id",
+    "status",
+    "message",
+    "as_of",
+    "model_id",
+    "horizon_days",
+    "probability",
+    "risk_band",
+    "value_at_risk",
+    "top_reason",
+    "reasons",
+    "expected_days_to_churn",
+    "scored_at",
+)
+
+
+def _check_run(store: Store, as_of: dt.date, model_id: str) -> None:
+    """Refuse a batch that would mix two models on one day, or start a newer day than the latest run."""
+    models = [r[0] for r in store.execute("SELECT DISTINCT model_id FROM scores WHERE as_of = ?", [as_of]).fetchall()]
+    if models and set(models) != {model_id}:
+        raise ScoringConflictError(
+            f"the scores of {as_of} come from model {', '.join(sorted(map(str, models)))}, not from the active "
+            f"model {model_id}: one day's scores come from one model. Fix: score every customer with "
+            "the active model first (churnguard score, or POST /api/scores/run), then rescore single customers."
+        )
+    latest = store.execute("SELECT max(as_of) FROM scores").fetchone()[0]
+    if not models and latest is not None and as_of > latest:
+        raise ScoringConflictError(
+            f"the latest scoring run is of {latest}; a batch scored on {as_of} would be the newest run with only "
+            "its own customers, and the at-risk list would show nothing else. Fix: score every customer on "
+            f"{as_of} first (churnguard score, or POST /api/scores/run), or pass as_of={latest}."
+        )
+
+
+def score_customers(
+    store: Store,
+    customer_ids: Sequence[str],
+    *,
+    as_of: dt.date | None = None,
+    model: str | Path | None = None,
+    write: bool = True,
+) -> pd.DataFrame:
+    """Score the given customers (one, or a batch) as :func:`score_store` scores everyone.
+
+    Builds the point-in-time features of only these customers
+    (``build_features(..., customers=customer_ids)``: each row equals the full build's), predicts
+    with ``model`` (default: the active events model), and returns one row per distinct id, in
+    the order given, with the columns of :data:`CUSTOMER_SCORE_COLUMNS`:
+
+    - ``status``: ``scored``; ``not_active`` (no activity spell covers ``as_of``: churned before it,
+      or not yet a customer) or ``not_found`` (no such customer) — those rows carry a ``message``
+      and no score, and never fail the batch;
+    - ``probability``, ``risk_band`` (the model's cut-offs), ``value_at_risk = probability × value``,
+      ``top_reason``, ``reasons`` (JSON, en and zh texts), ``expected_days_to_churn`` (Cox view):
+      the values ``score_store`` writes for these customers on the same day with the same model.
+
+    ``as_of`` defaults to the data's as-of date + 1 day, as for :func:`score_store`.  With ``write``
+    the scored rows replace these customers' rows of that day in ``scores``, in one transaction.  A
+    write is refused (:class:`ScoringConflictError`) when the day's scores come from another model,
+    or when the day is newer than the latest scoring run (a partial newest run would hide the full
+    one from the at-risk list); ``write=False`` only computes.
+    """
+    from churnguard.features import build_features
+    from churnguard.metrics.activity import data_as_of
+    from churnguard.predict import load_model
+
+    if isinstance(customer_ids, str):
+        raise ConfigError(f'customer_ids: expected a list of customer ids, got the text "{customer_ids}".')
+    ids = list(dict.fromkeys(str(c) for c in customer_ids))
+    model_id, path = resolve_model(store, model)
+    trained = load_model(path)
+    if as_of is None:
+        as_of = data_as_of(store) + dt.timedelta(days=1)
+    horizon = int(trained.meta.get("horizon_days") or 30)
+    result = pd.DataFrame({"customer_id": pd.Series(ids, dtype=object)})
+    if not ids:
+        return pd.DataFrame(columns=list(CUSTOMER_SCORE_COLUMNS))
+    frame = build_features(store, as_of, labels=False, customers=ids)
+    out = _scored_frame(trained, path, frame) if len(frame) else None
+    suffix = uuid.uuid4().hex[:8]
+    asked, scored, targets = f"_cg_ask_{suffix}", f"_cg_scored_{suffix}", f"_cg_targets_{suffix}"
+    # to the microsecond: the batch is newer than a full run of the same second (readers key on max(scored_at))
+    scored_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    params = {"as_of": as_of, "model_id": model_id, "horizon": horizon, "scored_at": scored_at}
+    rows = pd.DataFrame(columns=["customer_id", *CUSTOMER_SCORE_COLUMNS[3:]])
+    with store.transaction():
+        _stage(store, asked, result)
+        known_sql = f"SELECT c.customer_id FROM customers c JOIN {asked} a ON a.customer_id = c.customer_id"
+        known = {r[0] for r in store.execute(known_sql).fetchall()}
+        if out is not None:
+            _stage(store, scored, out)
+            store.execute(
+                f"CREATE TEMP TABLE {targets} AS SELECT customer_id, CAST(? AS DATE) - 1 AS w_to FROM {scored}",
+                [as_of],
+            )
+            select = _scores_select(store, scored, targets)
+            if write:
+                _check_run(store, as_of, model_id)
+                store.execute(
+                    f"DELETE FROM scores WHERE as_of = ? AND customer_id IN (SELECT customer_id FROM {scored})",
+                    [as_of],
+                )
+                store.execute(f"INSERT INTO scores ({_SCORE_COLUMNS}) {select}", params)
+            cur = store.execute(select, params)
+            names = [d[0] for d in cur.description]
+            rows = pd.DataFrame.from_records(cur.fetchall(), columns=names)
+            store.execute(f"DROP TABLE {scored}")
+            store.execute(f"DROP TABLE {targets}")
+        store.execute(f"DROP TABLE {asked}")
+    result = result.merge(rows, on="customer_id", how="left")
+    scored_ids = set(rows["customer_id"])
+    found = result["customer_id"].isin(known).to_numpy()
+    done = result["customer_id"].isin(scored_ids).to_numpy()
+    result["status"] = np.where(done, "scored", np.where(found, "not_active", "not_found"))
+    result["message"] = np.where(
+        done,
+        None,
+        np.where(
+            found,
+            f"not active on {as_of}: no activity spell covers that day (churned before it, or not yet a customer).",
+            NOT_FOUND_MESSAGE,
+        ),
+    )
+    result["as_of"] = as_of
+    result["model_id"] = model_id
+    result["horizon_days"] = horizon
+    return result[list(CUSTOMER_SCORE_COLUMNS)]
 
 
 def _cox_days(path: Path, frame: pd.DataFrame) -> np.ndarray:

@@ -108,6 +108,12 @@ LABELS: dict[str, tuple[str, str]] = {
     "risk": ("Churn early warning", "流失预警"),
     "expected_days": ("Expected days to churn", "预计流失天数"),
     "reasons": ("Why (largest contributions first)", "预警原因(按影响大小)"),
+    "rescore_now": ("Rescore now", "立即重新评分"),
+    "rescored": ("Rescored for {day}: churn probability {p}.", "已重新评分(评分日期 {day}):流失概率 {p}。"),
+    "rescore_not_active": (
+        "Not rescored: the customer is not active on the scoring day (churned, or not yet a customer).",
+        "未重新评分:该客户在评分日不在网(已流失或尚未入网)。",
+    ),
     "recommended_action": ("Recommended action", "建议挽留措施"),
     "no_action": ("No action recommended yet.", "暂无建议措施。"),
     "activity": ("Activity by month", "月度使用情况"),

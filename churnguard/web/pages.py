@@ -6,7 +6,8 @@
   ``/api/metrics/overview``.
 - ``/branches/{id}``: the same for a branch of the caller's subtree (``/api/metrics/overview?branch=``).
 - ``/at-risk``: the at-risk list with filters, paging and CSV export (``/api/at-risk``).
-- ``/customers/{id}``: the customer 360 (``/api/customers/{id}``).
+- ``/customers/{id}``: the customer 360 (``/api/customers/{id}``), with "Rescore now"
+  (``POST /customers/{id}/rescore``; twin ``POST /api/customers/{id}/score``).
 - ``/worklist``: my cases, the pool to claim from, the contact / outcome form (``/api/cases``).
 - ``/campaigns``, ``/campaigns/{id}``: campaigns and their results (``/api/campaigns``).
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
@@ -28,6 +30,7 @@ from churnguard.api.services import campaigns as campaign_service
 from churnguard.api.services import cases as case_service
 from churnguard.api.services import customers as customer_service
 from churnguard.api.services import figures
+from churnguard.api.services import scoring as scoring_service
 from churnguard.api.services.common import branch_names
 from churnguard.auth.errors import AuthenticationError, TooManyAttemptsError
 from churnguard.auth.sessions import LOGIN_CSRF_COOKIE, LOGIN_CSRF_TTL, SESSION_COOKIE, SESSION_TTL, create_session
@@ -292,9 +295,39 @@ def at_risk_page(
 
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse)
-def customer_page(*, request: Request, customer_id: str, who: CallerDep, store: StoreDep) -> HTMLResponse:
+def customer_page(
+    *,
+    request: Request,
+    customer_id: str,
+    done: str | None = Query(None, max_length=20),
+    who: CallerDep,
+    store: StoreDep,
+) -> HTMLResponse:
     data = customer_service.customer_360(store, who.scope, customer_id)
-    return _page(request, who, "customer.html.j2", {"c": data, "statuses": _statuses()})
+    message = None
+    if done in ("rescored", "not_active"):
+        from churnguard.web.labels import t
+        from churnguard.web.render import pct
+
+        s = data.get("score") or {}
+        shown = pct(s.get("probability"), 1)
+        key = "rescored" if done == "rescored" else "rescore_not_active"
+        message = t(key, page_lang(request), day=s.get("as_of") or "—", p=shown)
+    context = {
+        "c": data,
+        "statuses": _statuses(),
+        "message": message,
+        "can_rescore": scoring_service.has_active_model(store),
+    }
+    return _page(request, who, "customer.html.j2", context)
+
+
+@router.post("/customers/{customer_id}/rescore")
+def rescore_form(*, customer_id: str, who: CallerDep, store: StoreDep) -> RedirectResponse:
+    """Score the customer now with the active model (the twin of ``POST /api/customers/{id}/score``)."""
+    found = scoring_service.score_one(store, who.scope, customer_id, write=True, ip=who.ip)
+    done = "rescored" if found["status"] == "scored" else "not_active"
+    return RedirectResponse(f"/customers/{quote(customer_id, safe='')}?done={done}", status_code=303)
 
 
 # -- worklist and case forms -----------------------------------------------------------------------

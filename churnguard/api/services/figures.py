@@ -15,6 +15,20 @@ before it:
 - ``trend``: the churn rate per month of the period;
 - ``reasons``: each churn reason's share of the period's churn (:func:`churnguard.metrics.reason_mix`);
 - ``alerts``: child branches whose monthly churn rate jumped (:func:`churnguard.metrics.churn_alerts`).
+
+The overview does not call the metrics functions per branch: its figures are computed for **every
+branch at once**, once per period and data version, and each branch's overview is assembled from them
+(a few milliseconds).  They are
+sums over the spell facts of :mod:`churnguard.api.services.overview_model` (every spell with its
+branch, churn reason and lost revenue, read from the store once per data version into memory): the
+churn counts of every branch for the period, the previous one and each month
+(:meth:`~churnguard.api.services.overview_model.OverviewFacts.counts`), and the loss and churn per
+reason of every branch (:func:`churnguard.metrics.loss.churned_by_branch`).  The alerts, the reason
+shares and the rates are then applied by the same code as :func:`churnguard.metrics.churn_alerts`
+(:func:`churnguard.metrics.alerts.alerts_from_report`), :func:`churnguard.metrics.reason_mix`
+(:func:`churnguard.metrics.alerts.reason_shares`) and :func:`churnguard.metrics.churn_report`
+(:func:`churnguard.metrics.churn.report_rows`), so each figure equals what the per-branch function gives
+(tests/test_overview_grouped.py compares them for every branch).
 """
 
 from __future__ import annotations
@@ -78,82 +92,47 @@ def overview(
 ) -> dict[str, Any]:
     """The overview figures of ``scope`` (module docstring); cached per data version, branch and period."""
     p = period_for(store, months, start, end)
-    key = ("overview", scope.metrics_branch, p["start"], p["end"])
     branch = scope.metrics_branch
-    counts = (
-        None
-        if branch is None
-        else cached(cache, store, ("churn-counts", p["start"], p["end"]), lambda: _counts_by_branch(store, p))
+    key = ("overview", branch, p["start"], p["end"])
+
+    def compute() -> dict[str, Any]:
+        shared = period_figures(store, cache, p)
+        return _with_warnings(lambda: _compute_overview(store, branch, p, shared))
+
+    return cached(cache, store, key, compute)
+
+
+def overview_facts(store: Store, cache: FigureCache, rules: Any | None = None) -> Any:
+    """The spell facts of the store's current data version (built on first use; one kept at a time)."""
+    from churnguard.api.services.overview_model import build_overview_facts
+
+    return cache.latest(
+        "overview-facts", data_version(store), lambda: build_overview_facts(store, rules or _rules(store))
     )
-    return cached(cache, store, key, lambda: _with_warnings(lambda: _compute_overview(store, branch, p, counts)))
 
 
-_COUNT_KEYS = (
-    "start_customers",
-    "new_customers",
-    "reactivated_customers",
-    "churned_customers",
-    "churned_from_start",
-    "end_customers",
-    "customer_days",
-)
+def period_figures(store: Store, cache: FigureCache, p: dict[str, Any]) -> dict[str, Any] | None:
+    """The figures of every branch for the period ``p`` (module docstring), each cached per data version.
 
-
-def _counts_by_branch(store: Store, p: dict[str, Any]) -> dict[str, Any]:
-    """Churn counts of every branch at once, for the period (``cur``), the previous one (``prev``) and each month.
-
-    One query: the counts of :func:`churnguard.metrics.churn.churn_report` per customer's own branch, then summed
-    over the branch tree (every count is a sum over spells, so a subtree's count is the sum of its branches').
-    Returns ``tree`` (branch with its subtree) and ``own`` (customers attached to the branch itself), each keyed
-    by (span label, branch id), the month spans, and each branch's children.
+    ``None`` for a store without branches (the overview then calls the metrics functions directly).
     """
-    from churnguard.metrics.activity import spells_sql
-    from churnguard.metrics.churn import periods_between
-    from churnguard.metrics.scope import CLOSURE_SQL
-
-    months = periods_between(p["start"], p["end"], "month")
-    spans = [("cur", p["start"], p["end"]), ("prev", p["prev_start"], p["prev_end"])]
-    spans += [(f"m:{label}", a, b) for label, a, b in months]
-    spells, params = spells_sql(p["rules"])
-    sums = ", ".join(f"sum({k})::BIGINT AS {k}" for k in _COUNT_KEYS)
-    sql = f"""
-    WITH p AS (
-      SELECT unnest($labels) AS period, unnest($froms) AS p_from, unnest($tos) AS p_to
-    ), closure AS ({CLOSURE_SQL}),
-    sp AS (
-      SELECT s.*, c.branch_id FROM ({spells}) s JOIN customers c ON c.customer_id = s.customer_id
-      WHERE c.branch_id IN (SELECT branch_id FROM branches)
-    ), leaf AS (
-      SELECT p.period, sp.branch_id,
-        count(*) FILTER (WHERE sp.start_date < p.p_from) AS start_customers,
-        count(*) FILTER (WHERE sp.start_date >= p.p_from AND sp.first_spell) AS new_customers,
-        count(*) FILTER (WHERE sp.start_date >= p.p_from AND NOT sp.first_spell) AS reactivated_customers,
-        count(*) FILTER (WHERE sp.end_date <= p.p_to) AS churned_customers,
-        count(*) FILTER (WHERE sp.end_date <= p.p_to AND sp.start_date < p.p_from) AS churned_from_start,
-        count(*) FILTER (WHERE sp.end_date IS NULL OR sp.end_date > p.p_to) AS end_customers,
-        sum(least(coalesce(sp.end_date, p.p_to), p.p_to) - greatest(sp.start_date, p.p_from) + 1) AS customer_days
-      FROM p JOIN sp ON sp.start_date <= p.p_to AND (sp.end_date IS NULL OR sp.end_date >= p.p_from)
-      GROUP BY ALL
-    )
-    SELECT 'tree' AS kind, leaf.period, cl.ancestor_id AS branch, {sums}
-    FROM leaf JOIN closure cl ON cl.branch_id = leaf.branch_id GROUP BY ALL
-    UNION ALL
-    SELECT 'own', period, branch_id, {sums} FROM leaf GROUP BY ALL
-    """
-    params.update(labels=[s[0] for s in spans], froms=[s[1] for s in spans], tos=[s[2] for s in spans])
-    out: dict[str, Any] = {"tree": {}, "own": {}, "months": months, "children": {}}
-    for kind, period, branch, *values in store.execute(sql, params).fetchall():
-        out[kind][(period, branch)] = {k: int(v or 0) for k, v in zip(_COUNT_KEYS, values, strict=True)}
-    for branch, parent in store.execute("SELECT branch_id, parent_id FROM branches ORDER BY branch_id").fetchall():
-        out["children"].setdefault(parent, []).append(branch)
-    return out
+    facts = overview_facts(store, cache, p["rules"])
+    if facts.root is None:
+        return None
+    start, end = p["start"], p["end"]
+    return {
+        "root": facts.root,
+        "counts": cached(cache, store, ("churn-counts", start, end), lambda: facts.counts(p)),
+        "churned": cached(cache, store, ("churned-by-branch", start, end), lambda: facts.churned(start, end)),
+        "first_churn": facts.first_churn,
+    }
 
 
 def _report(counts: dict[str, Any] | None, start: dt.date, end: dt.date) -> dict[str, Any]:
     """Counts with their (standard) churn rate, as a :func:`churnguard.metrics.churn_report` row."""
-    from churnguard.metrics.churn import churn_rate
+    from churnguard.metrics.churn import COUNT_KEYS, churn_rate
 
-    row = dict(counts) if counts else dict.fromkeys(_COUNT_KEYS, 0)
+    row = dict(counts) if counts else dict.fromkeys(COUNT_KEYS, 0)
     rate = churn_rate(row, definition="standard", days=(end - start).days + 1)
     row["churn_rate"] = None if rate is None else round(rate, 6)
     return row
@@ -185,23 +164,75 @@ def _from_counts(counts: dict[str, Any], branch: str, p: dict[str, Any]) -> tupl
     return report("cur", p["start"], p["end"]), report("prev", p["prev_start"], p["prev_end"]), trend
 
 
+def _alerts_from_counts(
+    store: Store,
+    counts: dict[str, Any],
+    target: str,
+    branch: str | None,
+    p: dict[str, Any],
+    first_churn: dt.date | None,
+) -> Any:
+    """``churn_alerts(period="month", by="branch", branch=branch)`` from the grouped counts of ``target``'s children."""
+    from churnguard.metrics.alerts import alert_start, alerts_from_report
+    from churnguard.metrics.churn import ChurnReport, report_rows, rules_dict
+
+    tree, own = counts["tree"], counts["own"]
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for label, _, _ in counts["alert_months"]:
+        for child in counts["children"].get(target, []):
+            if (f"m:{label}", child) in tree:
+                found[(label, child)] = tree[(f"m:{label}", child)]
+        if (f"m:{label}", target) in own:
+            found[(label, target)] = own[(f"m:{label}", target)]
+    rows = report_rows(found, counts["alert_months"], by="branch", period="month")
+    report = ChurnReport(
+        start=alert_start(p["start"], "month"),
+        end=p["end"],
+        definition="standard",
+        totals={},
+        rows=rows,
+        period="month",
+        by="branch",
+        branch=branch,
+        rules=rules_dict(p["rules"]),
+    )
+    return alerts_from_report(
+        store,
+        report,
+        start=p["start"],
+        end=p["end"],
+        period="month",
+        by="branch",
+        branch=branch,
+        first_churn=first_churn,
+    )
+
+
 def _compute_overview(
-    store: Store, branch: str | None, p: dict[str, Any], counts: dict[str, Any] | None = None
+    store: Store, branch: str | None, p: dict[str, Any], shared: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     from churnguard.metrics import churn_alerts, churn_loss, churn_report, reason_mix
+    from churnguard.metrics.alerts import reason_shares
     from churnguard.reports.periods import months_in
 
     rules, start, end, p_start, p_end = p["rules"], p["start"], p["end"], p["prev_start"], p["prev_end"]
-    if counts is not None and branch is not None:  # every branch's churn counts, computed once (_counts_by_branch)
-        cur, prev, trend = _from_counts(counts, branch, p)
-    else:
+    known = shared is not None and (branch is None or any(branch in c for c in shared["counts"]["children"].values()))
+    if shared is not None and known:  # every branch's figures, computed once per period (period_figures)
+        target = branch if branch is not None else shared["root"]  # the whole company: the root's subtree
+        counts = shared["counts"]
+        cur, prev, trend = _from_counts(counts, target, p)
+        children = counts["children"].get(target, [])
+        loss = shared["churned"].loss_report(target, children, whole_company=branch is None).to_dict()
+        reasons = reason_shares(shared["churned"].reason_counts(target))
+        alerts = _alerts_from_counts(store, counts, target, branch, p, shared["first_churn"])
+    else:  # no branch tree, or a branch not in it (the metrics functions say so)
         cur = churn_report(store, start=start, end=end, rules=rules, by="branch", branch=branch)
         prev = churn_report(store, start=p_start, end=p_end, rules=rules, by="branch", branch=branch)
         trend = churn_report(store, start=start, end=end, rules=rules, period="month", branch=branch).rows
-    loss = churn_loss(store, start=start, end=end, rules=rules, branch=branch, by="branch").to_dict()
-    mix_period = "quarter" if months_in(start, end) >= 6 else "month"
-    mix = reason_mix(store, start=start, end=end, rules=rules, period=mix_period, branch=branch)
-    alerts = churn_alerts(store, start=start, end=end, rules=rules, period="month", by="branch", branch=branch)
+        loss = churn_loss(store, start=start, end=end, rules=rules, branch=branch, by="branch").to_dict()
+        mix_period = "quarter" if months_in(start, end) >= 6 else "month"
+        reasons = reason_mix(store, start=start, end=end, rules=rules, period=mix_period, branch=branch)["reasons"]
+        alerts = churn_alerts(store, start=start, end=end, rules=rules, period="month", by="branch", branch=branch)
 
     def change(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else round(a - b, 6)
@@ -249,7 +280,7 @@ def _compute_overview(
         "trend": [
             {"period": r["period"], "churn_rate": r["churn_rate"], "churned": r["churned_customers"]} for r in trend
         ],
-        "reasons": mix["reasons"],
+        "reasons": reasons,
         "alerts": [a.to_dict() for a in alerts.alerts],
     }
 
