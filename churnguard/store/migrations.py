@@ -249,6 +249,43 @@ def _create_access_tables(con: Any) -> None:
         con.execute(ddl)
 
 
+#: Indexes for a server engine (schema v6).  DuckDB decorrelates subqueries and scans columns, so it
+#: needs none (and indexes would slow its bulk loads); PostgreSQL evaluates a correlated subquery per
+#: row and looks rows up by key, so there every table is indexed on the keys the queries join on.
+SERVER_INDEXES_V6: tuple[tuple[str, str], ...] = (
+    ("branches", "branch_id"),
+    ("branches", "parent_id"),
+    ("customers", "customer_id"),
+    ("customers", "branch_id"),
+    ("subscriptions", "customer_id, start_date"),
+    ("transactions", "customer_id, ts"),
+    ("events", "customer_id, ts"),
+    ("tickets", "customer_id, opened_at"),
+    ("surveys", "customer_id, ts"),
+    ("churn_events", "customer_id, churn_date"),
+    ("customer_value", "customer_id"),
+    ("scores", "customer_id"),
+    ("scores", "as_of, model_id"),
+    ("campaign_members", "campaign_id, customer_id"),
+    ("cases", "case_id"),
+    ("cases", "customer_id"),
+    ("cases", "owner_id, status"),
+    ("case_log", "case_id"),
+    ("users", "user_id"),
+    ("audit_log", "ts"),
+    ("api_tokens", "token_hash"),
+    ("web_sessions", "session_hash"),
+)
+
+
+def _create_server_indexes(con: Any) -> None:
+    if getattr(con, "dialect", "duckdb") == "duckdb":
+        return
+    for table, columns in SERVER_INDEXES_V6:
+        name = f"cg_{table}_{columns.replace(', ', '_')}"
+        con.execute(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "canonical tables", _create_canonical_tables),
     Migration(2, "ingest_log: one row per load, for provenance", _create_ingest_log),
@@ -267,6 +304,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "access: api_tokens (hashed API tokens) and web_sessions (dashboard sessions with their CSRF token)",
         _create_access_tables,
     ),
+    Migration(6, "indexes on the join keys for a server engine (PostgreSQL); none on DuckDB", _create_server_indexes),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version
