@@ -64,7 +64,7 @@ def test_an_unreachable_postgresql_server_is_a_clear_error():
 @pytest.mark.parametrize(
     ("url", "fragment"),
     [
-        ("spark://master:7077", "Spark"),
+        ("spark://master:7077", "spark:///absolute/path/to/lake"),
         ("mysql://localhost/churn", 'unknown backend "mysql"'),
         ("duckdb://churn.duckdb", "three slashes"),
     ],

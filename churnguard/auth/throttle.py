@@ -38,9 +38,12 @@ def locked_for(store: Store, user_id: str, *, now: dt.datetime | None = None) ->
     stamp = now or dt.datetime.now(dt.UTC).replace(tzinfo=None)
     row = store.execute(
         """
-        SELECT count(*), (list(ts ORDER BY ts DESC))[?]
-        FROM audit_log
-        WHERE action = 'login.failure' AND user_id = ? AND ts > ? AND ts <= ?
+        SELECT count(*), max(CASE WHEN rn = ? THEN ts END)
+        FROM (
+          SELECT ts, row_number() OVER (ORDER BY ts DESC) AS rn
+          FROM audit_log
+          WHERE action = 'login.failure' AND user_id = ? AND ts > ? AND ts <= ?
+        ) failures
         """,
         [MAX_FAILED_LOGINS, user_id, stamp - FAILURE_WINDOW, stamp],
     ).fetchone()

@@ -181,14 +181,15 @@ def list_users(store: Store, *, branch_ids: list[str] | None = None, role: str |
     """Every user (disabled ones included), by role then name; only those in ``branch_ids`` when given."""
     where, params = [], []
     if branch_ids is not None:
-        where.append("list_contains(?, branch_id)")
-        params.append(list(branch_ids))
+        ids = list(branch_ids)
+        where.append(f"branch_id IN ({', '.join('?' for _ in ids)})" if ids else "FALSE")
+        params.extend(ids)
     if role is not None:
         where.append("role = ?")
         params.append(role)
     sql = f"SELECT {_USER_COLUMNS} FROM users {'WHERE ' + ' AND '.join(where) if where else ''}"
-    order = ", ".join(f"'{r}'" for r in ROLES)
-    rows = store.execute(f"{sql} ORDER BY list_position([{order}], role), user_id", params).fetchall()
+    order = " ".join(f"WHEN '{r}' THEN {i}" for i, r in enumerate(ROLES))
+    rows = store.execute(f"{sql} ORDER BY CASE role {order} END, user_id", params).fetchall()
     return [_user(r) for r in rows]
 
 

@@ -82,6 +82,8 @@ COMMAND_MODULES: tuple[str, ...] = (
     "users_cmds",
     "serve_cmd",
     "demo_cmd",
+    "export_cmds",
+    "spark_cmds",
 )
 
 

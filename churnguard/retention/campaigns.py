@@ -66,6 +66,7 @@ _T = {  # temp tables of one run
     "alloc": "_cg_cmp_alloc",
     "members": "_cg_cmp_members",
     "debt": "_cg_cmp_debt_t",
+    "why": "_cg_cmp_why",
 }
 
 
@@ -223,8 +224,9 @@ def create_campaign(
                 "INSERT INTO campaign_members (campaign_id, customer_id, branch_id, tier, stratum, arm, probability, "
                 "clv, value_at_risk, top_reason, action, action_cost, save_rate, expected_gain, why, case_id, "
                 "assigned_at) "
-                f"SELECT ?, customer_id, branch_id, tier, stratum, arm, probability, value, value_at_risk, "
-                f"category, action, cost, save_rate, gain, why, NULL, ? FROM {_T['members']}",
+                f"SELECT ?, m.customer_id, branch_id, tier, stratum, arm, probability, value, value_at_risk, "
+                f"category, action, cost, save_rate, gain, w.why, NULL, ? FROM {_T['members']} m "
+                f"LEFT JOIN {_T['why']} w ON w.customer_id = m.customer_id",
                 [campaign_id, now],
             )
             treated = store.execute(
@@ -513,7 +515,7 @@ def _isna(values: np.ndarray) -> np.ndarray:
 
 
 def _members(store: Store, kind: str, pb: Playbook) -> None:
-    """The campaign_members rows (without campaign id and timestamps), with ``why`` built in the engine."""
+    """The campaign_members rows (without campaign id and timestamps), with ``why`` (:func:`_why_json`)."""
     import pandas as pd
 
     actions = pd.DataFrame([a.to_dict() for a in pb.actions.values()])
@@ -522,12 +524,8 @@ def _members(store: Store, kind: str, pb: Playbook) -> None:
         store.execute(
             f"""
             CREATE OR REPLACE TEMP TABLE {_T["members"]} AS
-            WITH cands AS (
-              SELECT customer_id,
-                     list(json_object('action', action, 'cost', cost, 'save_rate', save_rate,
-                                      'expected_gain', round(gain, 2)) ORDER BY rank) AS candidates,
-                     max(gain) AS best_gain
-              FROM {_T["cand"]} GROUP BY customer_id
+            WITH best AS (
+              SELECT customer_id, max(gain) AS best_gain FROM {_T["cand"]} GROUP BY customer_id
             ), pick AS (
               SELECT al.customer_id, al.arm, al.exclusion, c.action, c.cost, c.save_rate, c.gain
               FROM {_T["alloc"]} al
@@ -535,50 +533,230 @@ def _members(store: Store, kind: str, pb: Playbook) -> None:
             )
             SELECT p.customer_id, p.branch_id, p.tier, p.stratum, k.arm, p.probability, p.value, p.value_at_risk,
                    p.category, k.action, k.cost, k.save_rate, coalesce(k.gain, cs.best_gain) AS gain,
-                   a.label_en,
-                   json_object(
-                     'kind', $kind,
-                     'decision', CASE k.arm WHEN 'treatment' THEN 'treat' WHEN 'control' THEN 'hold out (control)'
-                                 ELSE coalesce(k.exclusion, 'not_selected') END,
-                     'arm', k.arm,
-                     'abandon_rule', CASE WHEN k.exclusion IN ('abusive', 'arrears', 'no_value', 'no_gain')
-                                          THEN k.exclusion END,
-                     'abandon_detail', CASE k.exclusion
-                        WHEN 'abusive' THEN 'flagged abusive in customers.' || $abusive_col
-                        WHEN 'arrears' THEN 'unpaid bills ' || printf('%.2f', p.debt) || ' > ' || printf('%.2f', $thr)
-                        WHEN 'no_value' THEN 'no CLV and no margin in the last 12 months'
-                        WHEN 'no_gain' THEN 'no action gains more than ' || printf('%.2f', $min_gain)
-                        WHEN 'not_selected' THEN 'budget or capacity used by customers with more expected gain'
-                     END,
-                     'tier', p.tier, 'tier_source', p.tier_source, 'playbook_tier', p.pb_tier,
-                     'top_reason', p.category,
-                     'reasons', CASE WHEN json_valid(p.reasons)
-                                     THEN json(to_json(list_slice(CAST(json(p.reasons) AS JSON[]), 1, 3))) END,
-                     'probability', p.probability,
-                     'clv', p.clv, 'margin_12m', p.margin_12m, 'value', p.value, 'value_basis', p.value_basis,
-                     'value_at_risk', p.value_at_risk,
-                     'debt', p.debt,
-                     'action', k.action, 'action_label_en', a.label_en, 'action_label_zh', a.label_zh,
-                     'channel', a.channel,
-                     'cost', k.cost, 'save_rate', k.save_rate, 'expected_gain', k.gain,
-                     'candidates', cs.candidates,
-                     'score_as_of', p.score_as_of, 'model_id', p.model_id,
-                     'churn_date', p.churn_date, 'churn_reason', p.churn_reason, 'destination', p.destination
-                   ) AS why
+                   a.label_en, a.label_zh, a.channel,
+                   CASE k.arm WHEN 'treatment' THEN 'treat' WHEN 'control' THEN 'hold out (control)'
+                        ELSE coalesce(k.exclusion, 'not_selected') END AS decision,
+                   CASE WHEN k.exclusion IN ('abusive', 'arrears', 'no_value', 'no_gain')
+                        THEN k.exclusion END AS abandon_rule,
+                   k.exclusion, k.gain AS chosen_gain,
+                   p.tier_source, p.pb_tier, p.reasons, p.clv, p.margin_12m, p.value_basis, p.debt,
+                   p.score_as_of, p.model_id, p.churn_date, p.churn_reason, p.destination
             FROM {_T["pop"]} p
             JOIN pick k ON k.customer_id = p.customer_id
-            LEFT JOIN cands cs ON cs.customer_id = p.customer_id
+            LEFT JOIN best cs ON cs.customer_id = p.customer_id
             LEFT JOIN {_T["actions"]} a ON a.code = k.action
-            """,
-            {
-                "kind": kind,
-                "abusive_col": pb.abandon.abusive_column,
-                "thr": pb.abandon.arrears_threshold,
-                "min_gain": pb.abandon.min_expected_gain,
-            },
+            """
         )
     finally:
         store.raw.unregister(_T["actions"])
+    members = store.execute(f"SELECT * FROM {_T['members']} ORDER BY customer_id").df()
+    cands = store.execute(
+        f"SELECT customer_id, action, cost, save_rate, round(gain, 2) AS expected_gain FROM {_T['cand']} "
+        "ORDER BY customer_id, rank"
+    ).df()
+    why = pd.DataFrame({"customer_id": members["customer_id"], "why": _why_json(members, cands, kind, pb)})
+    store.raw.register("_cg_cmp_why_df", why)
+    store.execute(f"CREATE OR REPLACE TEMP TABLE {_T['why']} AS SELECT * FROM _cg_cmp_why_df")
+    store.raw.unregister("_cg_cmp_why_df")
+
+
+# -- the why JSON, built column-wise ----------------------------------------------------------------
+
+
+def _why_json(members: Any, cands: Any, kind: str, pb: Playbook) -> list[str]:
+    """``campaign_members.why`` of each row of ``members``: one JSON object of every input and decision.
+
+    Built column by column (Arrow string kernels), so every engine writes the same content: numbers
+    in their shortest exact form, strings escaped, dates as ``YYYY-MM-DD``, ``candidates`` the
+    customer's playbook candidates in rank order, ``reasons`` the first three recorded reasons.
+    """
+    import pandas as pd
+
+    n = len(members)
+    if n == 0:
+        return []
+    ab = pb.abandon
+    exclusion = members["exclusion"]
+    detail = pd.Series([None] * n, dtype=object)
+    detail[exclusion == "abusive"] = f"flagged abusive in customers.{ab.abusive_column}"
+    arrears = (exclusion == "arrears").to_numpy() & members["debt"].notna().to_numpy()
+    if arrears.any():
+        debt = np.char.mod("%.2f", members["debt"].to_numpy(dtype=float)[arrears])
+        detail[arrears] = np.char.add(np.char.add("unpaid bills ", debt), f" > {ab.arrears_threshold:.2f}")
+    detail[exclusion == "no_value"] = "no CLV and no margin in the last 12 months"
+    detail[exclusion == "no_gain"] = f"no action gains more than {ab.min_expected_gain:.2f}"
+    detail[exclusion == "not_selected"] = "budget or capacity used by customers with more expected gain"
+
+    text, num, raw = _json_str, _json_num, _json_raw
+    fields: list[tuple[str, Any]] = [
+        ("kind", text(pd.Series([kind] * n, dtype=object))),
+        ("decision", text(members["decision"])),
+        ("arm", text(members["arm"])),
+        ("abandon_rule", text(members["abandon_rule"])),
+        ("abandon_detail", text(detail)),
+        ("tier", text(members["tier"])),
+        ("tier_source", text(members["tier_source"])),
+        ("playbook_tier", text(members["pb_tier"])),
+        ("top_reason", text(members["category"])),
+        ("reasons", raw(_first_reasons(members["reasons"]))),
+        ("probability", num(members["probability"])),
+        ("clv", num(members["clv"])),
+        ("margin_12m", num(members["margin_12m"])),
+        ("value", num(members["value"])),
+        ("value_basis", text(members["value_basis"])),
+        ("value_at_risk", num(members["value_at_risk"])),
+        ("debt", num(members["debt"])),
+        ("action", text(members["action"])),
+        ("action_label_en", text(members["label_en"])),
+        ("action_label_zh", text(members["label_zh"])),
+        ("channel", text(members["channel"])),
+        ("cost", num(members["cost"])),
+        ("save_rate", num(members["save_rate"])),
+        ("expected_gain", num(members["chosen_gain"])),
+        ("candidates", raw(_candidate_lists(members["customer_id"], cands))),
+        ("score_as_of", text(_iso_dates(members["score_as_of"]))),
+        ("model_id", text(members["model_id"])),
+        ("churn_date", text(_iso_dates(members["churn_date"]))),
+        ("churn_reason", text(members["churn_reason"])),
+        ("destination", text(members["destination"])),
+    ]
+    return _json_objects(fields).to_pylist()
+
+
+def _json_objects(fields: Sequence[tuple[str, Any]]) -> Any:
+    """Concatenate ``(key, JSON fragment array)`` pairs into one JSON object per row (an Arrow array)."""
+    import pyarrow.compute as pc
+
+    parts: list[Any] = []
+    for i, (key, values) in enumerate(fields):
+        parts += [("{" if i == 0 else ",") + json.dumps(key) + ":", values]
+    parts.append("}")
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _json_str(values: Any) -> Any:
+    """JSON string literals of a text column (``null`` where missing), as an Arrow string array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(values.astype(object).where(values.notna(), None), type=pa.string())
+    arr = pc.replace_substring(arr, "\\", "\\\\")
+    arr = pc.replace_substring(arr, '"', '\\"')
+    if pc.any(pc.match_substring_regex(arr, "[\\x00-\\x1f]")).as_py():
+        for code in range(32):
+            arr = pc.replace_substring(arr, chr(code), _CONTROL_ESCAPES.get(code, f"\\u{code:04x}"))
+    return pc.binary_join_element_wise('"', arr, '"', "").fill_null("null")
+
+
+_CONTROL_ESCAPES = {8: "\\b", 9: "\\t", 10: "\\n", 12: "\\f", 13: "\\r"}
+
+
+def _json_num(values: Any) -> Any:
+    """JSON numbers of a numeric column in their shortest exact form (``null`` where missing or not finite)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    x = values.to_numpy(dtype=float, na_value=np.nan)
+    x = np.where(np.isfinite(x), x, np.nan)
+    text = pc.cast(pa.array(x, from_pandas=True), pa.string())
+    whole = pc.match_substring_regex(text, "^-?[0-9]+$")  # 199 → 199.0: a double stays a double
+    return pc.if_else(whole, pc.binary_join_element_wise(text, ".0", ""), text).fill_null("null")
+
+
+def _json_raw(values: Any) -> Any:
+    """JSON text fragments as they are (``null`` where missing)."""
+    import pyarrow as pa
+
+    return pa.array(values, type=pa.string(), from_pandas=True).fill_null("null")
+
+
+def _iso_dates(values: Any) -> Any:
+    """``YYYY-MM-DD`` of a date column (None where missing)."""
+    import pandas as pd
+
+    d = pd.to_datetime(values)
+    return d.dt.strftime("%Y-%m-%d").where(d.notna(), None)
+
+
+def _candidate_lists(customer_ids: Any, cands: Any) -> Any:
+    """Per customer of ``customer_ids``: the JSON array of its candidates (rows of ``cands`` sorted by
+    customer and rank), or None.
+
+    Each candidate becomes an object; the objects of one customer are joined by running through
+    the sorted rows once: ``[`` opens at a customer's first row, ``]`` and a newline close at its last.
+    """
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not len(cands):
+        return pd.Series([None] * len(customer_ids), dtype=object)
+
+    objects = _json_objects(
+        [
+            ("action", _json_str(cands["action"])),
+            ("cost", _json_num(cands["cost"])),
+            ("save_rate", _json_num(cands["save_rate"])),
+            ("expected_gain", _json_num(cands["expected_gain"])),
+        ]
+    )
+    ids = cands["customer_id"].to_numpy(dtype=object)
+    first = np.r_[True, ids[1:] != ids[:-1]]
+    last = np.r_[ids[1:] != ids[:-1], True]
+    opening = pa.array(np.where(first, "[", ""), type=pa.string())
+    closing = pa.array(np.where(last, "]\n", ","), type=pa.string())
+    pieces = pc.binary_join_element_wise(opening, objects, closing, "")
+    lists = "".join(pieces.to_pylist()).split("\n")[:-1]
+    pos = pd.Index(ids[last]).get_indexer(customer_ids)
+    out = np.asarray([*lists, None], dtype=object)
+    return pd.Series(out[pos], dtype=object)  # -1 (no candidates) picks the trailing None
+
+
+def _first_reasons(values: Any) -> Any:
+    """The first three elements of each recorded ``reasons`` JSON array (None where missing or not valid JSON).
+
+    The texts are validated in one pass by Arrow's JSON reader; only when it refuses (a text that is
+    not valid JSON, or reasons of differing shapes) or a list is longer than three are those rows
+    read one by one.
+    """
+    import io
+
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pajson
+
+    s = values.astype(object).where(values.notna(), None)
+    out = s.copy()
+    present = s.notna().to_numpy()
+    if not present.any():
+        return out
+    texts = s[present].astype(str).str.replace("\r", " ").str.replace("\n", " ")
+    lines = ('{"r":' + texts + "}\n").str.cat()
+    try:
+        table = pajson.read_json(
+            io.BytesIO(lines.encode("utf-8")),
+            read_options=pajson.ReadOptions(block_size=max(1 << 20, 2 * len(lines.encode("utf-8")))),
+        )
+        col = table.column("r")
+        if not pa.types.is_list(col.type) or table.num_rows != int(present.sum()):
+            raise ValueError("not lists")
+        long = np.asarray(pc.fill_null(pc.greater(pc.list_value_length(col), 3), False))
+    except (pa.ArrowInvalid, ValueError):
+        long = np.ones(int(present.sum()), dtype=bool)
+    idx = np.flatnonzero(present)[long]
+    for i in idx:  # the exceptional rows only: not valid JSON, mixed shapes, or more than three reasons
+        out.iloc[i] = _slice_reasons(s.iloc[i])
+    return out
+
+
+def _slice_reasons(text: str) -> str | None:
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(parsed, list):
+        return json.dumps(parsed[:3], ensure_ascii=False)
+    return json.dumps(parsed, ensure_ascii=False)
 
 
 def _new_campaign_id(store: Store, now: dt.datetime) -> str:
@@ -604,7 +782,8 @@ def _summary(store: Store, campaign_id: str) -> dict[str, Any]:
         for r in rows
     }
     excl = store.execute(
-        "SELECT coalesce(json_extract_string(why, '$.decision'), 'unknown'), count(*) FROM campaign_members "
+        "SELECT coalesce(json_extract_string(CAST(why AS JSON), '$.decision'), 'unknown'), count(*) "
+        "FROM campaign_members "
         "WHERE campaign_id = ? AND arm = 'excluded' GROUP BY 1 ORDER BY 2 DESC",
         [campaign_id],
     ).fetchall()
@@ -622,8 +801,8 @@ def _summary(store: Store, campaign_id: str) -> dict[str, Any]:
     ).df()
     by_action = store.execute(
         """
-        SELECT action, any_value(json_extract_string(why, '$.action_label_en')) AS label_en,
-               any_value(json_extract_string(why, '$.action_label_zh')) AS label_zh,
+        SELECT action, max(json_extract_string(CAST(why AS JSON), '$.action_label_en')) AS label_en,
+               max(json_extract_string(CAST(why AS JSON), '$.action_label_zh')) AS label_zh,
                count(*) AS treatment, sum(action_cost) AS cost, sum(expected_gain) AS expected_gain
         FROM campaign_members WHERE campaign_id = ? AND arm = 'treatment' GROUP BY 1 ORDER BY 4 DESC, 1
         """,

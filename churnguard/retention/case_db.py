@@ -1,8 +1,9 @@
 """Engine plumbing shared by the case-workflow modules: clocks, atomic retries, staging, branch walks.
 
 Every statement here is plain SQL that DuckDB and PostgreSQL both run (``UPDATE … FROM``,
-``… RETURNING``, ``WITH RECURSIVE``, window functions); the one DuckDB-specific path is the fast
-staging of a pandas frame (:func:`stage_frame`), with a portable ``executemany`` fallback.
+``… RETURNING``, ``WITH RECURSIVE``, window functions, ``INSERT … ON CONFLICT``).  Staging a pandas
+frame (:func:`stage_frame`) goes through the connection's ``register`` (DuckDB scans the frame in
+place; PostgreSQL copies it into a temporary table with ``COPY``).
 """
 
 from __future__ import annotations
@@ -68,8 +69,12 @@ def is_write_conflict(exc: BaseException) -> bool:
     """Whether ``exc`` is the engine saying "another transaction wrote these rows first".
 
     DuckDB (optimistic concurrency control) raises ``TransactionException`` ("Conflict on
-    update!", or a failed commit); PostgreSQL raises SQLSTATE 40001 (serialization failure) or
-    40P01 (deadlock) under its stricter isolation levels.
+    update!", or a failed commit).  PostgreSQL at READ COMMITTED makes a later writer wait for
+    the row lock and re-check its ``WHERE`` (a guarded update then touches no row:
+    :class:`Conflict`); it raises ``SerializationFailure`` (40001) under stricter isolation
+    levels and ``DeadlockDetected`` (40P01) when two transactions lock rows in opposite orders
+    (a claim locks the claimer's counter, then the case; an assignment the cases, then the
+    counters): the victim is rolled back and retried.
     """
     if isinstance(exc, Conflict):
         return True
@@ -79,6 +84,13 @@ def is_write_conflict(exc: BaseException) -> bool:
         if isinstance(exc, duckdb.TransactionException):
             return True
     except ImportError:  # pragma: no cover - duckdb is a hard dependency
+        pass
+    try:
+        from psycopg import errors as pg_errors
+
+        if isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
+            return True
+    except ImportError:  # psycopg is only needed for PostgreSQL stores
         pass
     return getattr(exc, "sqlstate", None) in {"40001", "40P01"}
 
@@ -134,7 +146,8 @@ def placeholders(values: Sequence[Any]) -> str:
 def stage_frame(store: Store, table: str, frame: Any, columns: Sequence[tuple[str, str]]) -> None:
     """Copy ``frame`` (pandas) into a new temporary table ``table`` with the given ``(name, type)`` columns.
 
-    On DuckDB the frame is scanned in place (fast); elsewhere rows go through ``executemany``.
+    The frame is registered with the engine (DuckDB scans it in place, PostgreSQL copies it with
+    ``COPY``); a connection without ``register`` gets the rows through ``executemany``.
     The table lives until :func:`drop_temp` or the end of the connection, and disappears with
     a rolled-back transaction.
     """
@@ -145,14 +158,18 @@ def stage_frame(store: Store, table: str, frame: Any, columns: Sequence[tuple[st
     data = frame[names]
     if len(data) == 0:
         return
-    if store.url.backend == "duckdb":
+    if hasattr(store.raw, "register"):
         view = f"{table}_frame"
         store.raw.register(view, data)
         try:
             casts = ", ".join(f"CAST({n} AS {k})" for n, k in columns)
             store.execute(f"INSERT INTO {table} SELECT {casts} FROM {view}")
         finally:
-            store.raw.unregister(view)
+            try:
+                store.raw.unregister(view)
+            except Exception as exc:  # an aborted PostgreSQL transaction: the rollback drops the copy
+                if "transaction is aborted" not in str(exc).lower():
+                    raise
         return
     rows = [tuple(None if _missing(v) else v for v in r) for r in data.itertuples(index=False, name=None)]
     store.raw.executemany(f"INSERT INTO {table} VALUES ({placeholders(names)})", rows)
@@ -233,11 +250,8 @@ def lock(store: Store, name: str, now: dt.datetime) -> None:
     :func:`atomic` retries it; on PostgreSQL the later one waits for the first to commit.
     """
     key = f"lock:{name}"
-    store.execute(
-        "INSERT INTO churnguard_meta (key, value) SELECT ?, '' WHERE NOT EXISTS "
-        "(SELECT 1 FROM churnguard_meta WHERE key = ?)",
-        [key, key],
-    )
+    # ON CONFLICT: two first-ever takers must not both insert the row (the loser would fail on the key).
+    store.execute("INSERT INTO churnguard_meta (key, value) VALUES (?, '') ON CONFLICT (key) DO NOTHING", [key])
     # The value must differ every time: DuckDB skips an update that changes nothing, and a
     # skipped update takes no lock (two sessions writing the same value do not conflict).
     token = f"{now.isoformat()} {uuid.uuid4().hex}"

@@ -1,7 +1,9 @@
 """Opening the store from one connection URL.
 
 ``duckdb:///path/to/churn.duckdb`` (or a plain path) opens the embedded DuckDB store, the
-default.  ``postgresql://user:password@host:port/database`` opens a PostgreSQL store: the same
+default.  ``spark:///abs/lake?master=local[2]`` opens a Parquet lake written by ``churnguard export``
+on a Spark session, read-only (see churnguard/store/spark.py).
+``postgresql://user:password@host:port/database`` opens a PostgreSQL store: the same
 schema and migrations, and the same SQL, written once in DuckDB's dialect and translated by
 :mod:`churnguard.store.dialect` (``Store.raw`` is then a
 :class:`churnguard.store.postgres.PostgresConnection` with DuckDB's connection methods).
@@ -24,9 +26,12 @@ DEFAULT_URL = "duckdb:///churnguard.duckdb"
 @dataclass(frozen=True)
 class StoreURL:
     backend: str
-    path: str  # a filesystem path or ":memory:" for DuckDB; the full URL for PostgreSQL
+    path: str  # a filesystem path or ":memory:" for DuckDB; the full URL for PostgreSQL; the lake for Spark
+    master: str | None = None  # Spark only: local[N], spark://host:port, yarn, sc://host:port
 
     def __str__(self) -> str:
+        if self.backend == "spark":
+            return f"spark://{self.path}" + (f"?master={self.master}" if self.master else "")
         if self.backend == "postgresql":
             from churnguard.store.postgres import _redact
 
@@ -58,11 +63,11 @@ def parse_url(url: str | Path | None) -> StoreURL:
         return StoreURL("duckdb", path or "churnguard.duckdb")
     if scheme in {"postgres", "postgresql", "postgresql+psycopg"}:
         return StoreURL("postgresql", text)
-    if scheme in {"spark", "local"}:
-        raise UnsupportedBackendError(
-            f'store URL "{text}": the Spark engine is not in this version yet. '
-            "Fix: use the embedded store (duckdb:///churnguard.duckdb)."
-        )
+    if scheme == "spark":
+        from churnguard.store.spark import parse_spark_url
+
+        lake, master = parse_spark_url(text)
+        return StoreURL("spark", lake, master)
     raise UnsupportedBackendError(f'store URL "{text}": unknown backend "{scheme}"; expected duckdb:///PATH.')
 
 
@@ -217,6 +222,10 @@ def connect(url: str | Path | None = None, *, migrate: bool = True, read_only: b
     parsed = parse_url(url)
     if parsed.backend == "postgresql":
         return _connect_postgres(parsed, migrate=migrate and not read_only)
+    if parsed.backend == "spark":  # a read-only Parquet lake (churnguard export) on a Spark session
+        from churnguard.store.spark import connect_spark
+
+        return connect_spark(parsed.path, parsed.master)
     import duckdb
 
     if parsed.path != ":memory:":

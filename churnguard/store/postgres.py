@@ -142,23 +142,56 @@ class PostgresResult:
     fetch_arrow_table = to_arrow_table
 
 
-class _Pool:
-    """Idle connections to one server, shared by a root connection and its cursors."""
+#: The most connections one process's pool hands out at once (``CHURNGUARD_PG_POOL``, default 16);
+#: a request beyond it waits up to ``POOL_WAIT_S`` for one to come back.  With N API workers the
+#: server needs about N × this plus a few (PostgreSQL's default ``max_connections`` is 100).
+POOL_WAIT_S = 30.0
 
-    def __init__(self, url: str, size: int = 8) -> None:
+
+def _pool_limit() -> int:
+    import os
+
+    return max(1, int(os.environ.get("CHURNGUARD_PG_POOL", "16")))
+
+
+#: The advisory lock key under which the helper functions are (re)created ("churnguard" as digits).
+_COMPAT_LOCK = 0x63687572_6E677264
+
+
+class _Pool:
+    """Connections to one server, shared by a root connection and its cursors: at most ``limit`` out at once."""
+
+    def __init__(self, url: str, size: int = 8, limit: int | None = None) -> None:
         self.url = url
         self.size = size
+        self.limit = limit or _pool_limit()
         self._idle: list[Any] = []
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self.limit)
         self._compat_installed = False
 
     def take(self) -> Any:
+        if not self._slots.acquire(timeout=POOL_WAIT_S):
+            raise StoreError(
+                f'store "{_redact(self.url)}": all {self.limit} connections of this process are in use '
+                f"(waited {POOL_WAIT_S:g} s). Fix: raise CHURNGUARD_PG_POOL, or the server's max_connections."
+            )
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        return open_raw(self.url)
+        try:
+            return open_raw(self.url)
+        except BaseException:
+            self._slots.release()
+            raise
 
     def give(self, con: Any) -> None:
+        try:
+            self._keep(con)
+        finally:
+            self._slots.release()
+
+    def _keep(self, con: Any) -> None:
         try:
             if con.info.transaction_status != 0:  # not idle: roll back what was left open
                 con.execute("ROLLBACK")
@@ -258,9 +291,8 @@ class PostgresConnection:
             self._con.execute(f'CREATE TEMP TABLE "{name}" ({cols})')
             self.copy_arrow(name, frame)
             return
-        else:
-            pdf = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
-            types = [_pandas_pg_type(pdf[c]) for c in pdf.columns]
+        pdf = frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame)
+        types = [_pandas_pg_type(pdf[c]) for c in pdf.columns]
         cols = ", ".join(f'"{c}" {t}' for c, t in zip(pdf.columns, types, strict=True))
         self._con.execute(f'DROP TABLE IF EXISTS "{name}"')
         self._con.execute(f'CREATE TEMP TABLE "{name}" ({cols})')
@@ -290,6 +322,16 @@ class PostgresConnection:
                 copy.write(buf.getbuffer())
                 rows += batch.num_rows
         return rows
+
+    def copy_to(self, sql: str, out: Any) -> None:
+        """Write the rows of the (DuckDB-dialect) query ``sql`` to the binary file ``out`` as CSV, streamed by COPY.
+
+        NULL is an unquoted empty field and an empty string is ``""`` (PostgreSQL's CSV).
+        """
+        text = translate(sql, "postgres")
+        with self._con.cursor() as cur, cur.copy(f"COPY ({text}) TO STDOUT (FORMAT csv)") as copy:
+            for chunk in copy:
+                out.write(chunk)
 
     def unregister(self, name: str) -> None:
         self._con.execute(f'DROP TABLE IF EXISTS "{name}"')
@@ -325,15 +367,21 @@ class PostgresConnection:
         return [(r[0], _duck_type_name(r[1])) for r in rows]
 
     def install_compat(self) -> None:
-        """Create the functions translated SQL relies on (idempotent; see :mod:`churnguard.store.dialect`)."""
-        for stmt in POSTGRES_COMPAT_SQL:
-            try:
-                self._con.execute(stmt)
-            except Exception as exc:  # e.g. a read-only user: say what is missing
-                raise StoreError(
-                    f'store "{_redact(self.url)}": cannot create churnguard\'s helper functions ({exc}). '
-                    "Fix: connect once as a user who may create functions in the schema."
-                ) from exc
+        """Create the functions translated SQL relies on (idempotent; see :mod:`churnguard.store.dialect`).
+
+        One transaction under an advisory lock: processes that open the store at the same moment (the
+        API's workers) take turns instead of failing with "tuple concurrently updated".
+        """
+        try:
+            with self._con.transaction():
+                self._con.execute("SELECT pg_advisory_xact_lock(%s)", [_COMPAT_LOCK])
+                for stmt in POSTGRES_COMPAT_SQL:
+                    self._con.execute(stmt)
+        except Exception as exc:  # e.g. a read-only user: say what is missing
+            raise StoreError(
+                f'store "{_redact(self.url)}": cannot create churnguard\'s helper functions ({exc}). '
+                "Fix: connect once as a user who may create functions in the schema."
+            ) from exc
 
     @property
     def in_transaction(self) -> bool:

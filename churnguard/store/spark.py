@@ -32,7 +32,6 @@ The session (:func:`spark_session`)
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import hashlib
 import json
 import os
@@ -44,7 +43,7 @@ from typing import Any
 
 from churnguard.errors import StoreError, UnsupportedBackendError
 from churnguard.store.connection import Store, StoreURL
-from churnguard.store.schema import KIND_TYPES, TABLES
+from churnguard.store.schema import TABLES
 
 META_TABLE = "churnguard_meta"
 DEFAULT_MASTER = "local[*]"
@@ -116,6 +115,7 @@ def spark_session(master: str | None = None, *, app_name: str = "churnguard", me
         for k, v in conf.items():
             if k != "spark.ui.enabled":
                 builder = builder.config(k, v)
+        _quiet_python_loggers()
         return builder.getOrCreate()
     builder = SparkSession.builder.master(master).appName(app_name)
     conf["spark.driver.memory"] = memory or os.environ.get("CHURNGUARD_SPARK_DRIVER_MEMORY", "2g")
@@ -126,7 +126,21 @@ def spark_session(master: str | None = None, *, app_name: str = "churnguard", me
     spark = builder.getOrCreate()
     with contextlib.suppress(Exception):
         spark.sparkContext.setLogLevel("OFF")
+    _quiet_python_loggers()
     return spark
+
+
+def _quiet_python_loggers() -> None:
+    """PySpark logs every refused statement as JSON to stderr; our StoreError already says it."""
+    import logging
+
+    try:
+        from pyspark.logger import PySparkLogger
+    except ImportError:  # pragma: no cover - older pyspark
+        return
+    for name in ("SQLQueryContextLogger", "DataFrameQueryContextLogger"):
+        # created as PySparkLogger (it takes keyword fields), then silenced
+        PySparkLogger.getLogger(name).setLevel(logging.CRITICAL + 1)
 
 
 # -- results ----------------------------------------------------------------------------------------
@@ -481,7 +495,10 @@ class SparkConnection:
         return SparkResult()
 
     def _drop(self, tree: Any) -> SparkResult:
-        name = tree.this.name if tree.this is not None else None
+        tables = tree.args.get("tables") or ([tree.this] if tree.this is not None else [])
+        if len(tables) != 1:
+            self._refuse(tree, ", ".join(t.name for t in tables) or None)
+        name = tables[0].name
         if name and name.lower() in self._views:
             with contextlib.suppress(Exception):
                 self.spark.catalog.uncacheTable(name)
@@ -616,7 +633,7 @@ def connect_spark(lake: str | Path, master: str | None = None, *, spark: Any = N
     except BaseException:
         raw.close()
         raise
-    return SparkStore(StoreURL("spark", str(Path(lake).resolve())), raw)
+    return SparkStore(StoreURL("spark", str(Path(lake).resolve()), master), raw)
 
 
 def parse_spark_url(url: str) -> tuple[str, str | None]:
@@ -632,18 +649,7 @@ def parse_spark_url(url: str) -> tuple[str, str | None]:
     return unquote(parts.path), master
 
 
-def meta_rows(values: Mapping[str, Any]) -> list[tuple[str, str | None]]:
-    """``churnguard_meta`` rows from a mapping (dates as ISO text)."""
-    out = []
-    for k, v in values.items():
-        if isinstance(v, dt.date):
-            v = v.isoformat()
-        out.append((str(k), None if v is None else str(v)))
-    return out
-
-
 __all__ = [
-    "KIND_TYPES",
     "SparkConnection",
     "SparkResult",
     "SparkStore",
