@@ -312,6 +312,12 @@ def check_references(ctx: Context) -> Iterator[Found]:
         yield Found(problems, total)
 
 
+def _compare_columns(ctx: Context) -> list[str]:
+    """The non-key columns a keyed append compares with the stored row (those the file gives and the table has)."""
+    key = ctx.schema.key
+    return [t.name for t in ctx.targets if t.name not in key and t.spec is not None and t.name in ctx.stored_cols]
+
+
 def check_conflicts(ctx: Context) -> Iterator[Found]:
     """Keyed append: a key already stored with other values would be silently kept or lost."""
     key = ctx.schema.key
@@ -319,7 +325,7 @@ def check_conflicts(ctx: Context) -> Iterator[Found]:
         return
     table = ctx.schema.name
     join = " AND ".join(f"s.{ident(k)} = t.{ident(k)}" for k in key)
-    compare = [t.name for t in ctx.targets if t.name not in key and t.spec is not None and t.name in ctx.stored_cols]
+    compare = _compare_columns(ctx)
     if not compare:
         return
     differs = " OR ".join(f"s.{ident(c)} IS DISTINCT FROM t.{ident(c)}" for c in compare)
@@ -355,13 +361,41 @@ CHECKS = (
     check_references,
     check_conflicts,
 )
+#: The checks that read stored rows beyond their keys (a server store runs them on the server).
+STORED_ROW_CHECKS = (check_conflicts,)
+#: The others read the staged rows and, for references, the parents' key columns.
+STAGE_CHECKS = tuple(c for c in CHECKS if c not in STORED_ROW_CHECKS)
 
 
-def run_checks(ctx: Context, *, limit: int = 20) -> tuple[list[Problem], int]:
-    """Run every check; return up to ``limit`` problems and the total count."""
+def parent_keys(ctx: Context) -> dict[str, list[str]]:
+    """The stored tables and key columns :func:`check_references` reads: ``{table: [column, …]}``."""
+    keys: dict[str, list[str]] = {}
+    for col in ctx.schema.columns:
+        if col.references is None or ctx.target(col.name) is None:
+            continue
+        parent, pcol = col.references
+        if parent == ctx.schema.name and ctx.mode == "replace":  # a replaced tree refers to the file alone
+            continue
+        keys.setdefault(parent, [])
+        if pcol not in keys[parent]:
+            keys[parent].append(pcol)
+    return keys
+
+
+def conflict_columns(ctx: Context) -> list[str]:
+    """The staged columns :func:`check_conflicts` reads (``_line`` first); empty when it does not apply."""
+    key = ctx.schema.key
+    if not key or ctx.mode != "append":
+        return []
+    compare = _compare_columns(ctx)
+    return ["_line", *key, *compare] if compare else []
+
+
+def run_checks(ctx: Context, *, limit: int = 20, checks: tuple[Any, ...] = CHECKS) -> tuple[list[Problem], int]:
+    """Run ``checks`` (default: every check); return up to ``limit`` problems and the total count."""
     problems: list[Problem] = []
     total = 0
-    for check in CHECKS:
+    for check in checks:
         for found in check(ctx):
             total += found.total
             problems.extend(found.problems[: max(0, limit - len(problems))])

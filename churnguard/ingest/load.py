@@ -2,6 +2,15 @@
 
 A load either writes all its rows or none: every statement runs inside one transaction,
 and any problem rolls it back, so a failed load leaves every table exactly as it was.
+
+On a PostgreSQL store the file is read, converted and checked in a private in-memory DuckDB
+(the reader and conversion SQL are DuckDB's), exactly as on a DuckDB store; the references are
+checked there against a copy of the parents' key columns fetched from the server.  What must see
+the stored rows runs on the server, inside the store's one transaction: the converted rows are
+copied (COPY) straight into the table when there is nothing to compare them with (``replace``,
+an empty table), and otherwise to a temporary ``_cg_stage`` there, against which the comparison
+with stored values (:data:`~churnguard.ingest.checks.STORED_ROW_CHECKS`) and the merge (DELETE /
+INSERT … WHERE NOT EXISTS / EXCEPT ALL) run.  ALTER TABLE for extra columns runs there too.
 """
 
 from __future__ import annotations
@@ -9,10 +18,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -125,10 +135,12 @@ def ingest_tables(
     ``clear_all=True`` first empties every canonical table and drops their extra columns (in
     the same transaction), so a whole data set replaces whatever the store held before.
     ``memory_limit`` bounds the engine's memory during the load (it spills to disk beyond it);
-    ``None`` leaves it as is.  ``meta`` is written to the store's metadata in the same
-    transaction.  ``dry_run=True`` runs every step and check, reports what would change, and
-    rolls back.  References between the loaded tables are checked once all are written, so a
-    parent and its children can be replaced together.
+    ``None`` leaves it as is.  On a PostgreSQL store it bounds the private DuckDB that reads the
+    files, and a quarter of it is the server's ``work_mem`` for the load's transaction.
+    ``meta`` is written to the store's metadata in the same transaction.  ``dry_run=True`` runs
+    every step and check, reports what would change, and rolls back.  References between the
+    loaded tables are checked once all are written, so a parent and its children can be
+    replaced together.
     """
     if mode not in MODES:
         raise ConfigError(f'load mode "{mode}": expected one of {", ".join(MODES)}.')
@@ -142,7 +154,9 @@ def ingest_tables(
     results = []
     con = store.raw
     # Staging tables are created inside the transaction, so a rollback removes them too.
-    with _memory_limit(con, memory_limit), store.transaction():
+    with _work_connection(store) as work, _memory_limit(work, memory_limit), store.transaction():
+        if work is not con and memory_limit is not None:
+            _server_memory(con, memory_limit)
         cleared: dict[str, int] = {}
         if clear_all:
             for schema in reversed(TABLES):
@@ -153,9 +167,11 @@ def ingest_tables(
             removed = cleared.pop(schema.name, 0)
             # Parts after the first of a folder append to what the first part loaded.
             part_mode = "append" if mode == "replace" and any(r.table == schema.name for r in results) else mode
-            results.append(_load_one(store, schema, spec, mapping, part_mode, as_of, removed=removed))
-        readers.drop_stage(con)
-        con.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
+            results.append(_load_one(store, work, schema, spec, mapping, part_mode, as_of, removed=removed))
+        readers.drop_stage(work)
+        work.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
+        if work is not con:
+            con.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
         if mode == "replace":
             for _, schema, _, _ in plan:
                 _check_orphans(store, schema.name, next(r.source for r in results if r.table == schema.name))
@@ -230,6 +246,119 @@ def _drop_extra_columns(store: Store, schema: Any, *, keep: set[str]) -> None:
 
 
 @contextlib.contextmanager
+def _work_connection(store: Store) -> Iterator[Any]:
+    """The DuckDB connection that reads, converts and checks the files.
+
+    The store's own on DuckDB; on another engine a private in-memory DuckDB, closed afterwards
+    (the reader and conversion SQL are DuckDB's: read_csv, TRY_CAST, regexp_*, try_strptime …).
+    """
+    if store.backend == "duckdb":
+        yield store.raw
+        return
+    import duckdb
+
+    work = duckdb.connect()
+    try:
+        yield work
+    finally:
+        work.close()
+
+
+def _ship_stage(work: Any, db: Any, columns: list[str], table: str) -> None:
+    """Copy ``columns`` of the staged rows from ``work`` (DuckDB) to a temporary ``_cg_stage`` on ``db``.
+
+    The server's table gets the staged columns' types (translated from DuckDB's names); the rows
+    stream as Arrow record batches through COPY, in the order of ``table``'s index on the server.
+    """
+    stage = convert.STAGE_TABLE
+    types = dict(
+        work.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = ?", [stage]
+        ).fetchall()
+    )
+    cols = ", ".join(ident(c) for c in columns)
+    db.execute(f"DROP TABLE IF EXISTS {stage}")
+    db.execute(f"CREATE TEMP TABLE {stage} ({', '.join(f'{ident(c)} {types[c]}' for c in columns)})")
+    db.copy_arrow(stage, _stage_reader(work, cols, _index_order(table)))
+    db.execute(f"ANALYZE {stage}")  # temporary tables get no statistics otherwise: the joins need them
+
+
+#: Rows per batch shipped to a server store (Arrow writes each batch as one CSV chunk).
+_SHIP_BATCH = 100_000
+
+
+def _stage_reader(work: Any, cols: str, order: str | None = None) -> Any:
+    """The staged rows' columns ``cols`` as an Arrow record batch reader (streamed), sorted by ``order`` if given."""
+    work.complete()  # a result of execute() left unread (a check's fetchone) would block the reader
+    sort = f" ORDER BY {order}" if order else ""
+    return work.sql(f"SELECT {cols} FROM {convert.STAGE_TABLE}{sort}").to_arrow_reader(_SHIP_BATCH)
+
+
+def _index_order(table: str) -> str | None:
+    """The columns of the server's first index on ``table`` (rows copied in that order update it far faster)."""
+    from churnguard.store.migrations import SERVER_INDEXES_V6
+
+    return next((cols for name, cols in SERVER_INDEXES_V6 if name == table), None)
+
+
+def _run_checks(store: Store, ctx: checks.Context) -> tuple[list[Problem], int, bool]:
+    """Every check, as :func:`checks.run_checks` runs them on one engine: ``(problems, total, shipped)``.
+
+    On a server store the work connection gets a copy of the parents' key columns (for the
+    references), and the checks that compare with stored values run on the server against the
+    staged rows shipped there; ``shipped`` says the whole stage is on the server (ready to merge).
+    """
+    work, db = ctx.con, store.raw
+    if work is db:
+        problems, total = checks.run_checks(ctx)
+        return problems, total, True
+    parents = checks.parent_keys(ctx)
+    for parent, cols in parents.items():
+        _copy_keys(store, work, parent, cols)
+    try:
+        problems, total = checks.run_checks(ctx, checks=checks.STAGE_CHECKS)
+    finally:
+        for parent in parents:
+            work.execute(f"DROP TABLE IF EXISTS {parent}")
+    needed = checks.conflict_columns(ctx)
+    if not needed or _is_empty(db, ctx.schema.name):
+        return problems, total, False
+    # A keyed append compares with stored values on the server: ship the stage (when the load already
+    # fails, only the columns the comparison reads, for the full count of problems).
+    _ship_stage(work, db, _stage_columns(ctx.targets) if not problems else needed, ctx.schema.name)
+    more, more_total = checks.run_checks(
+        replace(ctx, con=db), checks=checks.STORED_ROW_CHECKS, limit=max(0, 20 - len(problems))
+    )
+    return problems + more, total + more_total, not problems
+
+
+def _copy_keys(store: Store, work: Any, parent: str, cols: list[str]) -> None:
+    """Give the work connection (a private DuckDB) a table ``parent`` with the server's ``cols`` of it.
+
+    The keys travel as CSV (COPY … TO STDOUT into a temporary file, read back by DuckDB's reader).
+    """
+    types = dict(store.columns(parent))
+    columns = "{" + ", ".join(f"'{c}': '{types[c]}'" for c in cols) + "}"
+    with tempfile.TemporaryDirectory(prefix="cg-keys-") as folder:
+        path = Path(folder) / "keys.csv"
+        with path.open("wb") as out:
+            store.raw.copy_to(f"SELECT {', '.join(ident(c) for c in cols)} FROM {parent}", out)
+        work.execute(
+            f"CREATE OR REPLACE TABLE {parent} AS SELECT * FROM read_csv($src, header=false, auto_detect=false, "
+            f"quote='\"', escape='\"', columns={columns})",
+            {"src": str(path)},
+        )
+
+
+def _stage_columns(targets: list[Any]) -> list[str]:
+    return ["_line", *(t.name for t in targets)]
+
+
+def _is_empty(con: Any, table: str) -> bool:
+    return bool(con.execute(f"SELECT count(*) = 0 FROM (SELECT 1 FROM {table} LIMIT 1)").fetchone()[0])
+
+
+@contextlib.contextmanager
 def _memory_limit(con: Any, limit: str | None) -> Iterator[None]:
     if limit is None:
         yield
@@ -244,12 +373,38 @@ def _memory_limit(con: Any, limit: str | None) -> Iterator[None]:
         con.execute(f"SET memory_limit = '{previous}'")
 
 
+_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4}
+_UNITS.update({"kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4})
+
+
+def _server_memory(con: Any, limit: str) -> None:
+    """Let the server's hashes and sorts of this load's transaction use a quarter of ``limit`` each.
+
+    PostgreSQL's default ``work_mem`` (4 MB) sends the anti-joins of an append re-run to disk; the
+    setting is ``SET LOCAL``: it ends with the transaction.  (PostgreSQL may give a hash twice
+    ``work_mem``, ``hash_mem_multiplier``.)
+    """
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([a-z]+)", limit.strip().lower())
+    assert m is not None  # _memory_limit has validated it
+    kb = max(64, int(float(m.group(1)) * _UNITS[m.group(2)] / 4 / 1024))
+    con.execute(f"SET LOCAL work_mem = '{kb}kB'")
+
+
 def _load_one(
-    store: Store, schema: Any, spec: LoadSpec, mapping: Mapping, mode: str, as_of: dt.date, *, removed: int = 0
+    store: Store,
+    work: Any,
+    schema: Any,
+    spec: LoadSpec,
+    mapping: Mapping,
+    mode: str,
+    as_of: dt.date,
+    *,
+    removed: int = 0,
 ) -> IngestResult:
+    """Stage, convert and check ``spec`` on ``work`` (DuckDB), then merge it into the store."""
     started = time.perf_counter()
     started_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    con = store.raw
+    con = work
     source = spec.source
     staged = readers.stage(con, source, delimiter=mapping.delimiter, sheet=mapping.sheet, name=spec.name)
     stored = dict(store.columns(schema.name))
@@ -269,13 +424,19 @@ def _load_one(
         as_of=as_of,
         stored_cols=frozenset(stored),
     )
-    problems, total = checks.run_checks(ctx)
+    problems, total, shipped = _run_checks(store, ctx)
     if problems:
         raise ValidationError(problems, total=total)
 
+    con = store.raw  # the merge, on the store
     extras = [t for t in targets if not t.canonical]
     table = schema.name
     added, replaced = 0, removed
+    # A server store with nothing to compare against (replace, or an empty table) takes the rows
+    # straight from the work connection; otherwise the stage is shipped and merged there.
+    direct = con is not work and (mode == "replace" or _is_empty(con, table))
+    if con is not work and not direct and not shipped:
+        _ship_stage(work, con, _stage_columns(targets), table)
     if mode == "replace":
         replaced += con.execute(f"DELETE FROM {table}").fetchone()[0]
         # The table becomes the file: extra columns of earlier loads go, the file's are added below.
@@ -284,7 +445,9 @@ def _load_one(
         if t.name not in stored:
             con.execute(f"ALTER TABLE {table} ADD COLUMN {ident(t.name)} {t.sql_type}")
     cols = ", ".join(ident(t.name) for t in targets)
-    if mode == "replace":
+    if direct:
+        added = con.copy_arrow(table, _stage_reader(work, cols, _index_order(table)))
+    elif mode == "replace":
         added = con.execute(f"INSERT INTO {table} ({cols}) SELECT {cols} FROM {convert.STAGE_TABLE}").fetchone()[0]
     elif schema.key:
         join = " AND ".join(f"s.{ident(k)} = t.{ident(k)}" for k in schema.key)
