@@ -265,25 +265,27 @@ def test_batch_scoring_distributed(stores: tuple[Store, Store], tmp_path: Path) 
     assert (got["as_of"] == as_of).all()
 
 
-@pytest.mark.slow
-def test_cli_spark_metrics_matches_the_store(stores: tuple[Store, Store], lake: tuple[Path, Path]) -> None:
-    """``churnguard spark metrics`` in a subprocess (its own Spark session) prints what DuckDB computes."""
-    import json
-    import subprocess
-    import sys
+def test_cli_on_spark_matches_the_store(stores: tuple[Store, Store], lake: tuple[Path, Path]) -> None:
+    """``churnguard spark metrics`` and ``churnguard --db spark:///lake metrics cohorts`` print what DuckDB computes.
 
+    In process (Typer's runner), so the commands join this module's Spark session instead of starting a JVM.
+    """
+    import json
+
+    from typer.testing import CliRunner
+
+    from churnguard.cli.app import app
     from churnguard.metrics import rules_for
     from churnguard.metrics.cohorts import cohort_retention
 
     duck, _ = stores
-    args = ["spark", "metrics", "--lake", str(lake[1]), "--what", "cohort", "--max-age", "6"]
-    done = subprocess.run(
-        [sys.executable, "-m", "churnguard", *args, "--master", "local[1]", "--format", "json"],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    expected = cohort_retention(duck, rules=rules_for(duck), max_age=6).to_dict()
-    assert json.loads(done.stdout) == json.loads(json.dumps(expected, default=str))
+    expected = json.loads(json.dumps(cohort_retention(duck, rules=rules_for(duck), max_age=6).to_dict(), default=str))
+    runner = CliRunner()
+    args = ["spark", "metrics", "--lake", str(lake[1]), "--what", "cohort", "--max-age", "6", "--format", "json"]
+    done = runner.invoke(app, [*args, "--master", "local[2]"])
+    assert done.exit_code == 0, done.output[-2000:]
+    assert json.loads(done.stdout) == expected
+    url = f"spark://{lake[1].resolve()}?master=local[2]"
+    done = runner.invoke(app, ["--db", url, "metrics", "cohorts", "--max-age", "6", "--format", "json"])
+    assert done.exit_code == 0, done.output[-2000:]
+    assert json.loads(done.stdout) == expected

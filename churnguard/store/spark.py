@@ -625,7 +625,11 @@ def connect_spark(lake: str | Path, master: str | None = None, *, spark: Any = N
     >>> store = connect_spark("/data/lake", "local[2]")           # doctest: +SKIP
     >>> store.execute("SELECT count(*) FROM events").fetchone()   # doctest: +SKIP
     """
-    owns = spark is None
+    owns = False
+    if spark is None:  # stop the session on close only if this call started it (not one already running)
+        from pyspark.sql import SparkSession
+
+        owns = SparkSession.getActiveSession() is None
     session = spark if spark is not None else spark_session(master)
     raw = SparkConnection(session, owns_session=owns)
     try:
