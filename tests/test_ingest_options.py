@@ -587,3 +587,22 @@ def test_replace_gives_extra_columns_the_new_files_types(seeded, write_csv):
     assert result.rows_added == 1
     assert dict(seeded.columns("customers"))["score"] == "VARCHAR"
     assert seeded.execute("SELECT score FROM customers").fetchall() == [("high",)]
+
+
+def test_a_load_that_runs_out_of_memory_says_so_and_loads_nothing(store, tmp_path):
+    """Not "expected a Parquet file": the error names memory and the fix, and the store is unchanged."""
+    import duckdb
+
+    from churnguard.errors import StoreError
+
+    path = tmp_path / "events.parquet"
+    duckdb.execute(
+        "COPY (SELECT 'C' || (i % 1000) AS customer_id, TIMESTAMP '2024-01-01' + to_seconds(i % 1000000) AS ts, "
+        f"'call' AS event_type, random() AS value FROM range(1000000) t(i)) TO '{path}' (FORMAT parquet)"
+    )
+    with pytest.raises(StoreError) as info:
+        churnguard.ingest_table(store, "events", path, as_of=AS_OF, memory_limit="4MB")
+    message = str(info.value)
+    assert "ran out of memory" in message and "--memory-limit" in message and "Nothing was loaded" in message
+    assert store.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+    assert store.execute("SELECT count(*) FROM ingest_log").fetchone()[0] == 0

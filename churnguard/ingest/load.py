@@ -26,6 +26,8 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+import duckdb
+
 from churnguard.errors import ConfigError, Problem, ValidationError
 from churnguard.ingest import checks, convert, readers
 from churnguard.ingest.mapping import Mapping, load_mapping, parse_mapping
@@ -153,33 +155,36 @@ def ingest_tables(
     ]  # parents before children, whatever order the loads were given in
     results = []
     con = store.raw
-    # Staging tables are created inside the transaction, so a rollback removes them too.
-    with _work_connection(store) as work, _memory_limit(work, memory_limit), store.transaction():
-        if work is not con and memory_limit is not None:
-            _server_memory(con, memory_limit)
-        cleared: dict[str, int] = {}
-        if clear_all:
-            for schema in reversed(TABLES):
-                cleared[schema.name] = con.execute(f"DELETE FROM {schema.name}").fetchone()[0]
-                _drop_extra_columns(store, schema, keep=set())
-        for _, schema, spec, mapping in plan:
-            # Rows the clearing removed count as replaced by the table's (first) load.
-            removed = cleared.pop(schema.name, 0)
-            # Parts after the first of a folder append to what the first part loaded.
-            part_mode = "append" if mode == "replace" and any(r.table == schema.name for r in results) else mode
-            results.append(_load_one(store, work, schema, spec, mapping, part_mode, as_of, removed=removed))
-        readers.drop_stage(work)
-        work.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
-        if work is not con:
-            con.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
-        if mode == "replace":
-            for _, schema, _, _ in plan:
-                _check_orphans(store, schema.name, next(r.source for r in results if r.table == schema.name))
-        results = _merge_parts(loads, [i for i, *_ in plan], results)
-        for key, value in (meta or {}).items():
-            store.set_meta(key, value)
-        if dry_run:
-            raise _DryRun(results)
+    try:
+        # Staging tables are created inside the transaction, so a rollback removes them too.
+        with _work_connection(store) as work, _memory_limit(work, memory_limit), store.transaction():
+            if work is not con and memory_limit is not None:
+                _server_memory(con, memory_limit)
+            cleared: dict[str, int] = {}
+            if clear_all:
+                for schema in reversed(TABLES):
+                    cleared[schema.name] = con.execute(f"DELETE FROM {schema.name}").fetchone()[0]
+                    _drop_extra_columns(store, schema, keep=set())
+            for _, schema, spec, mapping in plan:
+                # Rows the clearing removed count as replaced by the table's (first) load.
+                removed = cleared.pop(schema.name, 0)
+                # Parts after the first of a folder append to what the first part loaded.
+                part_mode = "append" if mode == "replace" and any(r.table == schema.name for r in results) else mode
+                results.append(_load_one(store, work, schema, spec, mapping, part_mode, as_of, removed=removed))
+            readers.drop_stage(work)
+            work.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
+            if work is not con:
+                con.execute(f"DROP TABLE IF EXISTS {convert.STAGE_TABLE}")
+            if mode == "replace":
+                for _, schema, _, _ in plan:
+                    _check_orphans(store, schema.name, next(r.source for r in results if r.table == schema.name))
+            results = _merge_parts(loads, [i for i, *_ in plan], results)
+            for key, value in (meta or {}).items():
+                store.set_meta(key, value)
+            if dry_run:
+                raise _DryRun(results)
+    except duckdb.OutOfMemoryException as exc:
+        raise readers.out_of_memory(", ".join(sorted({spec.table for spec in loads})), exc) from None
     return results
 
 

@@ -166,6 +166,17 @@ def _describe(con: Any, staged: StagedSource) -> StagedSource:
     return StagedSource(**{**staged.__dict__, "columns": tuple((c[0], c[1]) for c in cols)})
 
 
+def out_of_memory(source: str, exc: Exception) -> Exception:
+    """The error for a load that ran out of memory: not a problem of the data, and what to do about it."""
+    from churnguard.errors import StoreError
+
+    return StoreError(
+        f"{source}: the load ran out of memory under its memory limit ({str(exc).strip().splitlines()[0]}). "
+        "Nothing was loaded. Fix: raise --memory-limit (e.g. --memory-limit 4GB; the engine spills to disk "
+        "beyond it), or load the parts of a large folder in separate runs."
+    )
+
+
 @contextlib.contextmanager
 def reading(staged: StagedSource) -> Iterator[None]:
     """Turn the engine's errors while it reads ``staged`` into problems that name the file."""
@@ -173,6 +184,8 @@ def reading(staged: StagedSource) -> Iterator[None]:
 
     try:
         yield
+    except duckdb.OutOfMemoryException as exc:  # not a problem of the file: say what it is and what to do
+        raise out_of_memory(staged.name, exc) from None
     except duckdb.Error as exc:
         if staged.path is None or staged.kind not in ("csv", "parquet", "json"):
             raise
