@@ -168,6 +168,10 @@ def translate(sql: str, dialect: str, *, has_params: bool = False) -> str:
     """
     if dialect == "duckdb":
         return sql
+    if dialect == "spark":  # Spark's fixes live beside its engine (they also use table schemas when known)
+        from churnguard.engines.spark_sql import to_spark
+
+        return to_spark(sql)
     if dialect not in DIALECTS:
         raise ValueError(f"unknown SQL dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
     trees = sqlglot.parse(sql, read="duckdb")
