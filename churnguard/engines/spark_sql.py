@@ -2,7 +2,7 @@
 
 All churnguard SQL is written once, in DuckDB's dialect.  :func:`to_spark` parses it with sqlglot
 (``read="duckdb"``), applies the fixes below to the syntax tree, and writes Spark SQL.  Each fix is
-one function, named in :data:`FIXES` with the reason it is needed; the lead's
+one function, named in :data:`FIXES` with the reason it is needed;
 ``churnguard.store.dialect.translate(sql, "spark")`` calls :func:`to_spark` (without table schemas).
 
 Fixes (sqlglot 30 writes these wrongly, or Spark 4.0 lacks the construct):

@@ -76,7 +76,7 @@ _SPARK_KINDS = {
 
 
 def _translate(sql: str, params: Any, schema: Mapping[str, Mapping[str, str]] | None) -> str:
-    """DuckDB SQL → Spark SQL (one switch: the lead's ``churnguard.store.dialect`` once it takes a schema)."""
+    """DuckDB SQL → Spark SQL (the Spark fixes of churnguard.engines.spark_sql, with the lake tables' schemas)."""
     from churnguard.engines.spark_sql import to_spark
 
     return to_spark(sql, params=params, schema=schema)
@@ -618,7 +618,7 @@ class SparkStore(Store):
 def connect_spark(lake: str | Path, master: str | None = None, *, spark: Any = None) -> SparkStore:
     """Open the Parquet lake folder ``lake`` on a Spark session (``master`` or an existing ``spark``).
 
-    The URL the lead wires to this: ``spark:///abs/lake?master=local[2]`` (or ``--engine spark``).
+    The store URL ``spark:///abs/lake?master=local[2]`` opens it through :func:`churnguard.connect`.
 
     Examples
     --------
