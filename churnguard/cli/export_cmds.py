@@ -27,7 +27,7 @@ def export(
     ] = False,
     fmt: FormatOption = OutputFormat.table,
 ) -> None:
-    """Export the canonical tables, customer_value and churnguard_meta to a Parquet lake (for Spark: --db spark:///PATH, churnguard spark …)."""
+    """Export the canonical tables, customer_value and churnguard_meta to a Parquet lake, for Spark."""
     from churnguard.engines.lake import export_lake
     from churnguard.store import connect
 
