@@ -29,10 +29,11 @@ THREADS = 8
 ROUNDS = 6
 
 
-def race(store: Store, calls: list[Callable[[Store], Any]]) -> list[tuple[str, Any]]:
-    """Run each call in its own thread on its own connection, all released at once.
+def race(store: Store, calls: list[Callable[[Store], Any]], *, timeout: float = 60) -> list[tuple[str, Any]]:
+    """Run each call in its own thread on its own connection (``store.raw.cursor()``), all released at once.
 
-    Returns ``("ok", result)`` or ``(error class name, error)`` per call, in order.
+    Returns ``("ok", result)`` or ``(error class name, error)`` per call, in order.  The PostgreSQL
+    tests use it too (a cursor there is a pooled connection of its own).
     """
     barrier = threading.Barrier(len(calls))
     out: list[tuple[str, Any]] = [("not run", None)] * len(calls)
@@ -49,7 +50,7 @@ def race(store: Store, calls: list[Callable[[Store], Any]]) -> list[tuple[str, A
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=60)
+        t.join(timeout=timeout)
     for s in sessions:
         s.raw.close()
     assert all(kind != "not run" for kind, _ in out), "a racer did not finish"

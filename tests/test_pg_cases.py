@@ -28,6 +28,8 @@ import httpx
 import pandas as pd
 import pytest
 from conftest import ServedProcess, build_web_store, clone_database, pg_admin_url
+from test_cases import held
+from test_cases_concurrency import race as shared_race
 
 import churnguard
 from churnguard.auth.users import add_user
@@ -82,40 +84,9 @@ def pool_cases(store: Store, n: int, branch: str = "GD-GZ") -> list[str]:
     return [r[0] for r in rows]
 
 
-def held(store: Store) -> dict[str, int]:
-    """Each user's counter, after checking it equals the cases they really hold."""
-    rows = store.execute(
-        "SELECT u.user_id, coalesce(u.open_claims, 0), "
-        "(SELECT count(*) FROM cases k WHERE k.owner_id = u.user_id AND k.status IN ('claimed', 'contacted')) "
-        "FROM users u ORDER BY u.user_id"
-    ).fetchall()
-    for user, counter, real in rows:
-        assert counter == real, f"{user}: open_claims {counter} but holds {real} cases"
-    return {u: c for u, c, _ in rows}
-
-
 def race(store: Store, calls: list[Callable[[Store], Any]]) -> list[tuple[str, Any]]:
-    """Run each call in its own thread on its own pooled connection, all released at once."""
-    barrier = threading.Barrier(len(calls))
-    out: list[tuple[str, Any]] = [("not run", None)] * len(calls)
-    sessions = [Store(store.url, store.raw.cursor()) for _ in calls]
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            out[i] = ("ok", calls[i](sessions[i]))
-        except Exception as exc:
-            out[i] = (type(exc).__name__, exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    for s in sessions:
-        s.raw.close()
-    assert all(kind != "not run" for kind, _ in out), "a racer did not finish"
-    return out
+    """:func:`test_cases_concurrency.race` with a longer wait (a busy server, several processes)."""
+    return shared_race(store, calls, timeout=120)
 
 
 # -- the campaign itself ----------------------------------------------------------------------------

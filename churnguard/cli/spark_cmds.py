@@ -7,13 +7,13 @@ URL (``sc://host:15002``).  pyspark is imported only when one of these commands 
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from churnguard.cli.app import FormatOption, settings_of
+from churnguard.cli.metrics_cmds import parse_date
 from churnguard.cli.render import OutputFormat, console, print_json, print_table
 from churnguard.errors import ConfigError
 from churnguard.i18n import label
@@ -33,15 +33,6 @@ METRICS: tuple[str, ...] = ("churn", "cohort", "implicit")
 
 def register(app: typer.Typer) -> None:
     app.add_typer(spark_app, name="spark")
-
-
-def _date(text: str | None, option: str) -> dt.date | None:
-    if text is None:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise ConfigError(f'{option}: expected a date like 2024-01-31, got "{text}".') from None
 
 
 def _busy(fmt: OutputFormat, text: str):  # type: ignore[no-untyped-def]
@@ -126,7 +117,7 @@ def features_cmd(
     """Point-in-time features (and labels) computed on Spark, written as Parquet."""
     from churnguard.engines import spark_stages
 
-    day = _date(as_of, "--as-of")
+    day = parse_date(as_of, "--as-of")
     with _busy(fmt, "Spark: features …"):
         frame = spark_stages.features(lake, day, count=count, master=master, horizon_days=horizon_days)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -154,7 +145,7 @@ def score_cmd(
     from churnguard.engines.spark_stages import score_lake
 
     with _busy(fmt, "Spark: scoring …"):
-        run = score_lake(lake, model, _date(as_of, "--as-of"), out, partitions=partitions, master=master)
+        run = score_lake(lake, model, parse_date(as_of, "--as-of"), out, partitions=partitions, master=master)
     if fmt == OutputFormat.json:
         print_json(run.to_dict())
         return

@@ -38,7 +38,7 @@ from typing import Any
 
 from churnguard.errors import ConfigError
 from churnguard.metrics.activity import ActivityRules, spells_sql
-from churnguard.metrics.churn import GROUPS, group_expr
+from churnguard.metrics.churn import GROUPS, group_expr, rules_dict
 from churnguard.metrics.scope import check_branch, customer_scope_sql
 from churnguard.store.connection import Store
 
@@ -446,17 +446,8 @@ def _loss_report(
         top_customers=top,
         by=by,
         branch=branch,
-        rules=_rules_dict(rules),
+        rules=rules_dict(rules),
     )
-
-
-def _rules_dict(rules: ActivityRules) -> dict[str, Any]:
-    return {
-        "definition": rules.definition,
-        "grace_days": rules.grace_days,
-        "inactivity_days": rules.inactivity_days,
-        "as_of": rules.as_of.isoformat() if rules.as_of else None,
-    }
 
 
 def _key_account_flags_sql(store: Store) -> tuple[str, str]:
@@ -616,7 +607,7 @@ def key_account_churn(
             for r in found
             if r["part"] == "lost"
         ],
-        "rules": _rules_dict(rules),
+        "rules": rules_dict(rules),
     }
 
 

@@ -172,19 +172,16 @@ def translate(sql: str, dialect: str, *, has_params: bool = False) -> str:
         from churnguard.engines.spark_sql import to_spark
 
         return to_spark(sql)
-    if dialect not in DIALECTS:
+    if dialect != "postgres":
         raise ValueError(f"unknown SQL dialect {dialect!r}; expected one of {', '.join(DIALECTS)}")
-    trees = sqlglot.parse(sql, read="duckdb")
     out = []
-    for tree in trees:
-        if tree is None:
-            continue
+    for tree in _statements(sql):
+        # transform() copies: the cached parse stays as it was; the fixes below then edit the copy.
         tree = _alias_subqueries(tree.transform(_expand_group_by_all))
-        if dialect == "postgres":
-            tree = _round_half_away(_arg_min_max(_bool_to_number_casts(_name_range_column(tree))))
-        if dialect == "postgres" and has_params:
+        tree = _round_half_away(_arg_min_max(_bool_to_number_casts(_name_range_column(tree))))
+        if has_params:
             tree = tree.transform(_double_percent)
-        out.append(tree.sql(dialect=dialect))
+        out.append(tree.sql(dialect="postgres"))
     return ";\n".join(out)
 
 

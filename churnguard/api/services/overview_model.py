@@ -29,19 +29,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from churnguard.metrics.activity import ActivityRules
+from churnguard.metrics.churn import COUNT_KEYS
 from churnguard.store.connection import Store
 
 #: The loss window of the overview (months of revenue before each churn that count as lost).
 LOSS_WINDOW_MONTHS = 12
-COUNT_KEYS: tuple[str, ...] = (
-    "start_customers",
-    "new_customers",
-    "reactivated_customers",
-    "churned_customers",
-    "churned_from_start",
-    "end_customers",
-    "customer_days",
-)
 
 
 @dataclass
